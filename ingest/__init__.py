@@ -1,0 +1,1 @@
+"""Ingest: loaders per format, OCR, chunking, content hashing, and the job runner."""

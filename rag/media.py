@@ -1,0 +1,83 @@
+"""Stored images: pictures and rendered pages, kept on disk under ``<data_dir>/media``.
+
+Points carry only a ``media`` key; the API serves ``/v1/media/{key}`` from here and the
+generator attaches these images to the VLM request. Keys are content-derived
+(``<doc_id>-p<page>``), so re-ingesting writes the same file again, never a second one.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+from PIL import Image
+
+from rag.errors import NotFound
+
+_KEY = re.compile(r"^[0-9a-f]{8,64}-p\d{1,6}$")
+
+
+def media_key(doc_id: str, page: int) -> str:
+    return f"{doc_id}-p{page}"
+
+
+class MediaStore:
+    """Images as WebP files, one per key, plus cached thumbnails."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str, side: int | None = None) -> Path:
+        if not _KEY.match(key):
+            raise NotFound(f"media {key!r} does not exist")
+        name = f"{key}.webp" if side is None else f"{key}.{side}.webp"
+        return self.root / key[:2] / name
+
+    def put(self, key: str, image: Image.Image, max_side: int = 2048) -> str:
+        path = self._path(key)
+        if path.exists():
+            return key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        img = image.convert("RGB") if image.mode not in ("RGB", "L") else image.copy()
+        img.thumbnail((max_side, max_side))
+        tmp = path.with_suffix(".tmp")
+        img.save(tmp, format="WEBP", quality=85)
+        tmp.replace(path)
+        return key
+
+    def exists(self, key: str) -> bool:
+        try:
+            return self._path(key).exists()
+        except NotFound:
+            return False
+
+    def read_bytes(self, key: str, side: int | None = None) -> bytes:
+        """WebP bytes of the image, or of a thumbnail whose longer side is ``side``."""
+        path = self._path(key)
+        if not path.exists():
+            raise NotFound(f"media {key!r} does not exist")
+        if side is None:
+            return path.read_bytes()
+        side = max(16, min(int(side), 4096))
+        thumb = self._path(key, side)
+        if not thumb.exists():
+            with Image.open(path) as img:
+                img.thumbnail((side, side))
+                buf = io.BytesIO()
+                img.save(buf, format="WEBP", quality=80)
+            tmp = thumb.with_suffix(".tmp")
+            tmp.write_bytes(buf.getvalue())
+            tmp.replace(thumb)
+        return thumb.read_bytes()
+
+    def open(self, key: str) -> Image.Image:
+        data = self.read_bytes(key)
+        img = Image.open(io.BytesIO(data))
+        img.load()
+        return img
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        for p in path.parent.glob(f"{key}.*"):
+            p.unlink(missing_ok=True)

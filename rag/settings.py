@@ -1,0 +1,248 @@
+"""One typed Settings object, built once from a YAML profile plus ``MMRAG_*`` environment.
+
+Priority (highest first): explicit overrides passed to :func:`load_settings`, environment
+variables (``MMRAG_DATA_DIR``, nested with ``__`` as in ``MMRAG_STORE__BACKEND=qdrant``),
+``configs/<profile>.yaml`` deep-merged over ``configs/default.yaml``, then the field
+defaults below. This module is the only place that reads the environment or config files.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from rag.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class StoreSettings(BaseModel):
+    backend: Literal["edge", "qdrant"] = "edge"
+    # qdrant backend: a server URL, or ":memory:" / a local path for qdrant-client's local mode.
+    url: str | None = None
+    path: str | None = None
+    api_key: str | None = None
+    prefer_grpc: bool = False
+    # edge backend: call optimize() (builds HNSW) after an ingest that adds this many points.
+    optimize_after: int = 2000
+
+
+class ClipSettings(BaseModel):
+    enabled: bool = True
+    backend: str = "open_clip"
+    model: str = "ViT-B-32"
+    pretrained: str | None = "laion2b_s34b_b79k"
+    # A local checkpoint file (.pt/.bin/.safetensors) used instead of the pretrained tag.
+    checkpoint: str | None = None
+    # A JSON model config (open_clip format) for architectures open_clip does not ship.
+    model_config_path: str | None = None
+    device: str = "cpu"
+    batch_size: int = 16
+
+
+class TextEncoderSettings(BaseModel):
+    enabled: bool = True
+    backend: str = "sentence_transformers"
+    model: str = "all-MiniLM-L6-v2"
+    device: str = "cpu"
+    batch_size: int = 64
+    # Prepend the document title (file name) to every chunk before embedding.
+    contextual_header: bool = True
+
+
+class SparseSettings(BaseModel):
+    enabled: bool = True
+    backend: str = "bm25"
+    language: str = "english"
+
+
+class OcrSettings(BaseModel):
+    enabled: bool = True
+    backend: str = "rapidocr"
+    min_confidence: float = 0.5
+    # Images are scaled down so their longer side is at most this before OCR.
+    max_side: int = 2000
+
+
+class ChunkSettings(BaseModel):
+    size: int = 800
+    overlap: int = 120
+
+
+class IngestSettings(BaseModel):
+    render_dpi: int = 144
+    # Pages with fewer text-layer characters than this are rendered and OCR'd.
+    min_text_chars: int = 20
+    store_page_images: bool = True
+    max_file_bytes: int = 200 * 1024 * 1024
+    max_pixels: int = 64_000_000
+    max_pages: int = 2000
+    thumbnail_side: int = 1024
+    batch_size: int = 64
+
+
+class RetrievalSettings(BaseModel):
+    fusion: Literal["rrf", "dbsf"] = "rrf"
+    prefetch_limit: int = 50
+    limit: int = 10
+    reranker: str = "exact"
+    # exact reranker: weights of each vector's cosine in the re-score, and MMR trade-off.
+    weights: dict[str, float] = Field(default_factory=lambda: {"clip": 1.0, "text": 1.0, "bm25": 1.0})
+    mmr_lambda: float = 0.8
+    duplicate_threshold: float = 0.97
+    cross_encoder_model: str | None = None
+
+
+class OpenAIGeneratorSettings(BaseModel):
+    base_url: str = "http://127.0.0.1:8000/v1"
+    model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
+    api_key: str | None = None
+    timeout_s: float = 120.0
+    temperature: float = 0.1
+    max_tokens: int = 1024
+
+
+class TransformersGeneratorSettings(BaseModel):
+    model: str = "HuggingFaceTB/SmolVLM-256M-Instruct"
+    device: str = "cpu"
+    max_new_tokens: int = 512
+
+
+class GeneratorSettings(BaseModel):
+    backend: str = "extractive"
+    max_sources: int = 8
+    max_images: int = 4
+    image_max_side: int = 1024
+    max_image_pixels: int = 1024 * 1024
+    max_context_chars: int = 12000
+    openai: OpenAIGeneratorSettings = Field(default_factory=OpenAIGeneratorSettings)
+    transformers: TransformersGeneratorSettings = Field(
+        default_factory=TransformersGeneratorSettings
+    )
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # API key -> collections it may use ("*" = all). Empty: no auth, loopback only.
+    api_keys: dict[str, list[str]] = Field(default_factory=dict)
+    max_upload_bytes: int = 100 * 1024 * 1024
+    max_files_per_request: int = 32
+    # Hosts allowed for http(s) image_url parts; empty means data URLs only.
+    image_url_allowlist: list[str] = Field(default_factory=list)
+    public_url: str | None = None
+
+
+class Settings(BaseSettings):
+    """Everything mmrag can be told. Build with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MMRAG_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    profile: str = "default"
+    data_dir: Path = Path("~/.mmrag")
+    offline: bool = False
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    clip: ClipSettings = Field(default_factory=ClipSettings)
+    text: TextEncoderSettings = Field(default_factory=TextEncoderSettings)
+    sparse: SparseSettings = Field(default_factory=SparseSettings)
+    ocr: OcrSettings = Field(default_factory=OcrSettings)
+    chunking: ChunkSettings = Field(default_factory=ChunkSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+
+    @property
+    def data_path(self) -> Path:
+        return self.data_dir.expanduser()
+
+
+class _DictSource(PydanticBaseSettingsSource):
+    """The merged YAML profile, ranked below the environment."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``top`` into a copy of ``base``; nested dicts merge, everything else replaces."""
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def available_profiles(config_dir: Path = CONFIG_DIR) -> list[str]:
+    return sorted(p.stem for p in config_dir.glob("*.yaml"))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def load_settings(
+    profile: str | None = None,
+    config_dir: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Settings:
+    """Build Settings from a profile, the environment and explicit overrides.
+
+    ``profile`` defaults to ``$MMRAG_PROFILE`` or ``default``; ``config_dir`` to
+    ``$MMRAG_CONFIG_DIR`` or the repository's ``configs/``.
+    """
+    profile = profile or os.environ.get("MMRAG_PROFILE") or "default"
+    config_dir = Path(config_dir or os.environ.get("MMRAG_CONFIG_DIR") or CONFIG_DIR)
+    layers: dict[str, Any] = {}
+    default_file = config_dir / "default.yaml"
+    if default_file.exists():
+        layers = _read_yaml(default_file)
+    profile_file = config_dir / f"{profile}.yaml"
+    if profile != "default":
+        if not profile_file.exists():
+            known = ", ".join(available_profiles(config_dir)) or "none"
+            raise ConfigError(
+                f"unknown profile {profile!r}: no {profile_file}. Known profiles: {known}"
+            )
+        layers = deep_merge(layers, _read_yaml(profile_file))
+    layers["profile"] = profile
+
+    class _Profiled(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, env_settings, _DictSource(settings_cls, layers))
+
+    clean = {k: v for k, v in (overrides or {}).items() if v is not None}
+    try:
+        return _Profiled(**clean)
+    except Exception as exc:  # pydantic ValidationError: say which profile was bad
+        raise ConfigError(f"invalid settings for profile {profile!r}: {exc}") from exc

@@ -1,0 +1,229 @@
+"""The data types that cross module boundaries.
+
+Library types (Qdrant points, PIL images inside encoders, LangChain documents) stay inside
+the adapter that uses them; everything else speaks these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+Modality = Literal["text", "image", "page"]
+MODALITIES: tuple[str, ...] = ("text", "image", "page")
+
+# Named vectors of every point.
+CLIP = "clip"
+TEXT = "text"
+BM25 = "bm25"
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
+
+
+Vector = list[float] | SparseVector
+
+
+@dataclass(frozen=True)
+class OcrBox:
+    """One OCR line. ``box`` is ``[x0, y0, x1, y1]`` normalised to 0..1 of the image/page."""
+
+    text: str
+    box: tuple[float, float, float, float]
+    confidence: float
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"text": self.text, "box": list(self.box), "confidence": self.confidence}
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> OcrBox:
+        x0, y0, x1, y1 = (float(v) for v in data["box"])
+        return cls(str(data["text"]), (x0, y0, x1, y1), float(data["confidence"]))
+
+
+@dataclass
+class Chunk:
+    """One unit to store: a text chunk, a picture, or a rendered page.
+
+    ``image`` is held only between loading and embedding; it is never persisted in the
+    payload (the rendered image goes to the media store under ``media``).
+    """
+
+    doc_id: str
+    source: str
+    mime: str
+    modality: Modality
+    page: int
+    chunk: int
+    text: str = ""
+    title: str = ""
+    boxes: list[OcrBox] = field(default_factory=list)
+    media: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    tenant: str | None = None
+    image: Image.Image | None = None
+
+
+@dataclass
+class Point:
+    """What a store writes: an id, named vectors (any subset) and the payload."""
+
+    id: str
+    vectors: dict[str, Vector]
+    payload: dict[str, Any]
+
+
+@dataclass
+class Hit:
+    """A retrieved point with its score (and, for reranking, its vectors)."""
+
+    id: str
+    score: float
+    source: str
+    page: int
+    modality: str
+    text: str = ""
+    chunk: int = 0
+    doc_id: str = ""
+    mime: str = ""
+    boxes: list[OcrBox] = field(default_factory=list)
+    media: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    vectors: dict[str, Vector] = field(default_factory=dict)
+
+    @classmethod
+    def from_payload(
+        cls,
+        point_id: str,
+        score: float,
+        payload: dict[str, Any],
+        vectors: dict[str, Vector] | None = None,
+    ) -> Hit:
+        return cls(
+            id=str(point_id),
+            score=float(score),
+            source=str(payload.get("source", "")),
+            page=int(payload.get("page", 0)),
+            modality=str(payload.get("modality", "text")),
+            text=str(payload.get("text", "")),
+            chunk=int(payload.get("chunk", 0)),
+            doc_id=str(payload.get("doc_id", "")),
+            mime=str(payload.get("mime", "")),
+            boxes=[OcrBox.from_payload(b) for b in payload.get("boxes") or []],
+            media=payload.get("media"),
+            metadata=dict(payload.get("meta") or {}),
+            vectors=dict(vectors or {}),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The shape the CLI's ``--json`` and the API's search hits share."""
+        return {
+            "id": self.id,
+            "source": self.source,
+            "page": self.page,
+            "modality": self.modality,
+            "score": self.score,
+            "text": self.text,
+            "chunk": self.chunk,
+            "doc_id": self.doc_id,
+            "media": self.media,
+            "boxes": [b.to_payload() for b in self.boxes],
+            "metadata": self.metadata,
+        }
+
+
+@dataclass
+class Filter:
+    """Restrictions on a query, translated by each store backend.
+
+    ``source_prefix`` matches whole path components: ``docs/a`` matches ``docs/a/x.pdf``
+    but not ``docs/ab.pdf``. ``metadata`` matches exact values of user metadata.
+    """
+
+    modality: list[str] | None = None
+    source: str | None = None
+    source_prefix: str | None = None
+    doc_id: str | None = None
+    exclude_doc_id: str | None = None
+    tenant: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def is_empty(self) -> bool:
+        return not any(
+            (self.modality, self.source, self.source_prefix, self.doc_id,
+             self.exclude_doc_id, self.tenant, self.metadata)
+        )
+
+
+@dataclass(frozen=True)
+class VectorQuery:
+    """One retrieval path: a named vector and the query vector for it."""
+
+    using: str
+    vector: Vector
+    limit: int
+
+
+@dataclass
+class SearchRequest:
+    """Prefetch every path, fuse inside the store (RRF or DBSF), return ``limit`` hits."""
+
+    paths: list[VectorQuery]
+    limit: int
+    fusion: Literal["rrf", "dbsf"] = "rrf"
+    filter: Filter | None = None
+    with_vectors: bool = False
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    """Named vectors of a collection: dense name -> dimension, and sparse names (IDF)."""
+
+    dense: dict[str, int]
+    sparse: tuple[str, ...] = (BM25,)
+
+
+@dataclass
+class Citation:
+    """One numbered source of an answer: where it came from and what was used."""
+
+    index: int
+    source: str
+    page: int
+    modality: str
+    text: str
+    score: float
+    doc_id: str = ""
+    chunk: int = 0
+    box: tuple[float, float, float, float] | None = None
+    media_url: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "source": self.source,
+            "page": self.page,
+            "modality": self.modality,
+            "text": self.text,
+            "score": self.score,
+            "doc_id": self.doc_id,
+            "chunk": self.chunk,
+            "box": list(self.box) if self.box else None,
+            "media_url": self.media_url,
+        }
+
+
+@dataclass
+class Answer:
+    text: str
+    citations: list[Citation]
+    hits: list[Hit] = field(default_factory=list)
+    model: str = ""
+    extractive: bool = False
+    usage: dict[str, int] = field(default_factory=dict)
