@@ -73,3 +73,8 @@ class UpstreamError(MmragError):
     """A remote model endpoint failed or answered with something unusable."""
 
     status = 502
+
+
+def one_line(exc: BaseException) -> str:
+    """A library exception's message on one line, to embed in ours."""
+    return " ".join(str(exc).split()) or type(exc).__name__

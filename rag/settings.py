@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from rag.errors import ConfigError
@@ -21,7 +21,13 @@ from rag.errors import ConfigError
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
-class StoreSettings(BaseModel):
+class _Section(BaseModel):
+    """A settings section: unknown keys are errors, so a typo in a profile is caught."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class StoreSettings(_Section):
     backend: Literal["edge", "qdrant"] = "edge"
     # qdrant backend: a server URL, or ":memory:" / a local path for qdrant-client's local mode.
     url: str | None = None
@@ -32,7 +38,7 @@ class StoreSettings(BaseModel):
     optimize_after: int = 2000
 
 
-class ClipSettings(BaseModel):
+class ClipSettings(_Section):
     enabled: bool = True
     backend: str = "open_clip"
     model: str = "ViT-B-32"
@@ -45,7 +51,7 @@ class ClipSettings(BaseModel):
     batch_size: int = 16
 
 
-class TextEncoderSettings(BaseModel):
+class TextEncoderSettings(_Section):
     enabled: bool = True
     backend: str = "sentence_transformers"
     model: str = "all-MiniLM-L6-v2"
@@ -55,13 +61,13 @@ class TextEncoderSettings(BaseModel):
     contextual_header: bool = True
 
 
-class SparseSettings(BaseModel):
+class SparseSettings(_Section):
     enabled: bool = True
     backend: str = "bm25"
     language: str = "english"
 
 
-class OcrSettings(BaseModel):
+class OcrSettings(_Section):
     enabled: bool = True
     backend: str = "rapidocr"
     min_confidence: float = 0.5
@@ -69,12 +75,12 @@ class OcrSettings(BaseModel):
     max_side: int = 2000
 
 
-class ChunkSettings(BaseModel):
+class ChunkSettings(_Section):
     size: int = 800
     overlap: int = 120
 
 
-class IngestSettings(BaseModel):
+class IngestSettings(_Section):
     render_dpi: int = 144
     # Pages with fewer text-layer characters than this are rendered and OCR'd.
     min_text_chars: int = 20
@@ -86,19 +92,21 @@ class IngestSettings(BaseModel):
     batch_size: int = 64
 
 
-class RetrievalSettings(BaseModel):
+class RetrievalSettings(_Section):
     fusion: Literal["rrf", "dbsf"] = "rrf"
     prefetch_limit: int = 50
     limit: int = 10
     reranker: str = "exact"
     # exact reranker: weights of each vector's cosine in the re-score, and MMR trade-off.
-    weights: dict[str, float] = Field(default_factory=lambda: {"clip": 1.0, "text": 1.0, "bm25": 1.0})
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {"clip": 1.0, "text": 1.0, "bm25": 1.0}
+    )
     mmr_lambda: float = 0.8
     duplicate_threshold: float = 0.97
     cross_encoder_model: str | None = None
 
 
-class OpenAIGeneratorSettings(BaseModel):
+class OpenAIGeneratorSettings(_Section):
     base_url: str = "http://127.0.0.1:8000/v1"
     model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
     api_key: str | None = None
@@ -107,13 +115,13 @@ class OpenAIGeneratorSettings(BaseModel):
     max_tokens: int = 1024
 
 
-class TransformersGeneratorSettings(BaseModel):
+class TransformersGeneratorSettings(_Section):
     model: str = "HuggingFaceTB/SmolVLM-256M-Instruct"
     device: str = "cpu"
     max_new_tokens: int = 512
 
 
-class GeneratorSettings(BaseModel):
+class GeneratorSettings(_Section):
     backend: str = "extractive"
     max_sources: int = 8
     max_images: int = 4
@@ -126,7 +134,7 @@ class GeneratorSettings(BaseModel):
     )
 
 
-class ApiSettings(BaseModel):
+class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8080
     # API key -> collections it may use ("*" = all). Empty: no auth, loopback only.

@@ -1,0 +1,287 @@
+"""``mmrag``: the pipeline from a terminal. Every command builds Settings once from
+``--profile``/``--data-dir`` (and ``MMRAG_*``), then calls one pipeline method.
+
+Exit codes: 0 ok, 1 some files failed to ingest, 2 usage or input error, 3 a model or
+endpoint is unavailable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rag.errors import MmragError, ModelUnavailable, UpstreamError
+from rag.settings import load_settings
+from rag.types import MODALITIES, Filter
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = args.data_dir
+    return load_settings(args.profile, overrides=overrides)
+
+
+def _pipeline(args: argparse.Namespace) -> Any:
+    from rag.pipeline import Pipeline
+
+    return Pipeline(_settings(args))
+
+
+def _open_image(path: str | None, pipe: Any) -> Any:
+    """A query image, read with the same loader and limits as ingested files."""
+    if not path:
+        return None
+    from ingest.loaders import load_document
+
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise MmragError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    doc = load_document(str(p), data, ingest=pipe.settings.ingest, ocr=None, render_pages=True)
+    image = doc.pages[0].image if doc.pages else None
+    if image is None:
+        raise MmragError(f"{path}: not an image")
+    return image
+
+
+def _filter(args: argparse.Namespace) -> Filter | None:
+    meta = dict(kv.split("=", 1) for kv in (getattr(args, "where", None) or []))
+    flt = Filter(
+        modality=args.modality or None,
+        source_prefix=getattr(args, "source_prefix", None),
+        metadata=meta,
+    )
+    return None if flt.is_empty() else flt
+
+
+def _progress_bar(total_hint: int | None = None) -> tuple[Any, Any]:
+    from tqdm import tqdm
+
+    bar = tqdm(total=total_hint, unit="file", file=sys.stderr, dynamic_ncols=True,
+               disable=None)
+
+    def on_progress(p: Any) -> None:
+        if bar.total != p.files_total:
+            bar.total = p.files_total
+        bar.n = p.files_done
+        bar.set_postfix_str(f"chunks={p.chunks} {Path(p.current).name[:40]}", refresh=False)
+        bar.refresh()
+        if p.result is not None and p.result.status == "failed":
+            bar.write(f"skipped {p.result.error}")
+
+    return bar, on_progress
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    pipe = _pipeline(args)
+    meta = dict(kv.split("=", 1) for kv in (args.meta or []))
+    bar, on_progress = _progress_bar()
+    try:
+        report = pipe.ingest(args.collection, args.paths, metadata=meta, progress=on_progress)
+    finally:
+        bar.close()
+        pipe.close()
+    if args.json:
+        print(json.dumps({"summary": report.summary(),
+                          "files": [vars(f) for f in report.files]}, indent=2))
+    else:
+        for f in report.files:
+            if f.status == "duplicate":
+                print(f"duplicate {f.source}: {f.error}")
+        print(report.summary())
+        for f in report.failed:
+            print(f"failed: {f.error}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    pipe = _pipeline(args)
+    try:
+        hits = pipe.search(args.collection, args.text, _open_image(args.image, pipe), args.limit,
+                           _filter(args))
+    finally:
+        pipe.close()
+    if args.json:
+        print(json.dumps({"hits": [h.to_json() for h in hits]}, ensure_ascii=False))
+        return 0
+    if not hits:
+        print("no hits")
+    for i, h in enumerate(hits, 1):
+        snippet = " ".join(h.text.split())[:160]
+        print(f"{i:>2}. {h.score:.3f}  {h.source}  p.{h.page} [{h.modality}]")
+        if snippet:
+            print(f"      {snippet}")
+    return 0
+
+
+def cmd_collections(args: argparse.Namespace) -> int:
+    pipe = _pipeline(args)
+    try:
+        rows = pipe.collections()
+    finally:
+        pipe.close()
+    if args.json:
+        print(json.dumps({"collections": rows}))
+    else:
+        for row in rows:
+            print(f"{row['name']}\t{row['points']} points")
+        if not rows:
+            print("no collections yet: mmrag ingest PATH --collection NAME")
+    return 0
+
+
+def cmd_documents(args: argparse.Namespace) -> int:
+    pipe = _pipeline(args)
+    try:
+        rows = pipe.documents(args.collection)
+    finally:
+        pipe.close()
+    if args.json:
+        print(json.dumps({"documents": rows}))
+    else:
+        for r in rows:
+            print(f"{r['source']}\t{r['mime']}\t{r['pages']} pages\t{r['points']} points")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    pipe = _pipeline(args)
+    try:
+        n = pipe.delete_source(args.collection, args.source)
+    finally:
+        pipe.close()
+    print(f"deleted {args.source} ({n} points) from {args.collection!r}")
+    return 0
+
+
+def cmd_drop(args: argparse.Namespace) -> int:
+    pipe = _pipeline(args)
+    try:
+        pipe.drop(args.collection)
+    finally:
+        pipe.close()
+    print(f"dropped collection {args.collection!r}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rag.evaluate import evaluate, read_queries
+
+    pipe = _pipeline(args)
+    queries = read_queries(Path(args.queries))
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(queries), unit="query", file=sys.stderr, disable=None)
+
+    def search(q: Any) -> list[str]:
+        hits = pipe.search(args.collection, q.query, _open_image(str(q.image), pipe) if q.image else None,
+                           args.limit)
+        bar.update(1)
+        return [h.source for h in hits]
+
+    try:
+        result = evaluate(queries, search)
+    finally:
+        bar.close()
+        pipe.close()
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print(result.table())
+        if args.show_misses:
+            for m in result.misses:
+                print(f"miss (rank {m['rank']}): {m['query'] or m['image']!r} -> {m['target']}; "
+                      f"top: {m['top']}")
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default=None, help="settings profile (configs/<name>.yaml)")
+    p.add_argument("--data-dir", default=None, help="where embedded data lives (MMRAG_DATA_DIR)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mmrag", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="ingest files and folders into a collection")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--collection", required=True)
+    p.add_argument("--meta", action="append", metavar="KEY=VALUE", help="metadata for all files")
+    p.add_argument("--json", action="store_true")
+    _common(p)
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("search", help="search a collection with text and/or an image")
+    p.add_argument("text", nargs="?", default="")
+    p.add_argument("--collection", required=True)
+    p.add_argument("--image", default=None)
+    p.add_argument("--limit", type=int, default=10)
+    p.add_argument("--modality", action="append", choices=MODALITIES)
+    p.add_argument("--source-prefix", default=None)
+    p.add_argument("--where", action="append", metavar="KEY=VALUE", help="metadata filter")
+    p.add_argument("--json", action="store_true")
+    _common(p)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("collections", help="list collections")
+    p.add_argument("--json", action="store_true")
+    _common(p)
+    p.set_defaults(func=cmd_collections)
+
+    p = sub.add_parser("documents", help="list the sources stored in a collection")
+    p.add_argument("--collection", required=True)
+    p.add_argument("--json", action="store_true")
+    _common(p)
+    p.set_defaults(func=cmd_documents)
+
+    p = sub.add_parser("delete", help="remove a source from a collection")
+    p.add_argument("source")
+    p.add_argument("--collection", required=True)
+    _common(p)
+    p.set_defaults(func=cmd_delete)
+
+    p = sub.add_parser("drop", help="delete a whole collection")
+    p.add_argument("collection")
+    _common(p)
+    p.set_defaults(func=cmd_drop)
+
+    p = sub.add_parser("eval", help="R@1, R@5, MRR of a queries.jsonl against a collection")
+    p.add_argument("queries")
+    p.add_argument("--collection", required=True)
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--show-misses", action="store_true")
+    _common(p)
+    p.set_defaults(func=cmd_eval)
+
+    try:
+        from cli.serve import add_commands
+    except ImportError:
+        pass
+    else:
+        add_commands(sub, _common)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ModelUnavailable, UpstreamError) as exc:
+        print(f"mmrag: {exc}", file=sys.stderr)
+        return 3
+    except MmragError as exc:
+        print(f"mmrag: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""CLIP image and text towers from open_clip.
+
+The model is any open_clip architecture name plus a ``pretrained`` tag (``laion2b_s34b_b79k``)
+or a local checkpoint file. ``model_config_path`` registers an extra JSON model config
+(open_clip's own format), which is how tests build a tiny randomly initialised CLIP.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rag.errors import ConfigError, ModelUnavailable, one_line
+from rag.settings import ClipSettings
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+
+class OpenClipEncoder:
+    def __init__(self, settings: ClipSettings) -> None:
+        self.settings = settings
+        self.name = f"{settings.model}/{settings.checkpoint or settings.pretrained or 'random'}"
+        self._model: Any = None
+        self._preprocess: Any = None
+        self._tokenizer: Any = None
+        self._dim: int | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        with self._lock:
+            if self._model is not None:
+                return
+            import open_clip
+            import torch
+
+            s = self.settings
+            if s.model_config_path:
+                cfg = Path(s.model_config_path).expanduser()
+                if not cfg.is_file():
+                    raise ConfigError(f"clip.model_config_path {cfg} does not exist")
+                open_clip.add_model_config(cfg)
+            if s.model not in open_clip.list_models():
+                raise ConfigError(
+                    f"unknown open_clip model {s.model!r}; see open_clip.list_models() "
+                    "or set clip.model_config_path to a JSON model config"
+                )
+            pretrained = s.checkpoint or s.pretrained
+            if s.checkpoint and not Path(s.checkpoint).expanduser().is_file():
+                raise ModelUnavailable(f"clip.checkpoint {s.checkpoint} does not exist")
+            try:
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    s.model, pretrained=pretrained, device=s.device
+                )
+            except Exception as exc:  # hub errors, RuntimeError for unknown tags
+                raise ModelUnavailable(
+                    f"CLIP model {s.model!r} with pretrained={pretrained!r} could not be loaded "
+                    f"({one_line(exc)}). Provide the weights: download them on a connected machine "
+                    "(open_clip caches them in the HF cache) and run with HF_HUB_OFFLINE=1, or "
+                    "set clip.checkpoint (MMRAG_CLIP__CHECKPOINT) to a local .pt/.safetensors "
+                    "file, or use the offline profile (--profile offline) which has CLIP off."
+                ) from exc
+            model.eval()
+            self._tokenizer = open_clip.get_tokenizer(s.model)
+            with torch.no_grad():
+                probe = model.encode_text(self._tokenizer(["probe"]).to(s.device))
+            self._dim = int(probe.shape[-1])
+            self._preprocess = preprocess
+            self._model = model
+
+    @property
+    def dim(self) -> int:
+        self.load()
+        assert self._dim is not None
+        return self._dim
+
+    @staticmethod
+    def _normalise(x: Any) -> np.ndarray:
+        arr = x.detach().float().cpu().numpy()
+        norms = np.linalg.norm(arr, axis=1, keepdims=True)
+        return (arr / np.maximum(norms, 1e-12)).astype(np.float32)
+
+    def encode_images(self, images: list[Image.Image]) -> np.ndarray:
+        self.load()
+        import torch
+
+        if not images:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = []
+        bs = self.settings.batch_size
+        for i in range(0, len(images), bs):
+            batch = torch.stack([self._preprocess(im.convert("RGB")) for im in images[i : i + bs]])
+            with torch.no_grad():
+                out.append(self._normalise(self._model.encode_image(batch.to(self.settings.device))))
+        return np.concatenate(out)
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        self.load()
+        import torch
+
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = []
+        bs = self.settings.batch_size * 4
+        for i in range(0, len(texts), bs):
+            tokens = self._tokenizer(texts[i : i + bs]).to(self.settings.device)
+            with torch.no_grad():
+                out.append(self._normalise(self._model.encode_text(tokens)))
+        return np.concatenate(out)

@@ -1,0 +1,67 @@
+"""Pure scoring helpers for reranking: similarities, score normalisation, MMR."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from rag.types import SparseVector, Vector
+
+
+def similarity(a: Vector, b: Vector) -> float:
+    """Cosine for dense unit vectors; dot product for sparse ones."""
+    if isinstance(a, SparseVector) or isinstance(b, SparseVector):
+        if not (isinstance(a, SparseVector) and isinstance(b, SparseVector)):
+            return 0.0
+        weights = dict(zip(b.indices, b.values, strict=True))
+        return float(sum(v * weights.get(i, 0.0) for i, v in zip(a.indices, a.values, strict=True)))
+    va, vb = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
+    denom = float(np.linalg.norm(va) * np.linalg.norm(vb))
+    return float(va @ vb / denom) if denom > 0 else 0.0
+
+
+def dbsf_normalise(scores: Sequence[float | None]) -> list[float]:
+    """Distribution-based score normalisation (as Qdrant's DBSF): map mean ± 3σ to 0..1,
+    clip outside; missing scores (a candidate without that vector) become 0."""
+    present = np.array([s for s in scores if s is not None], dtype=np.float64)
+    if present.size == 0:
+        return [0.0 for _ in scores]
+    mean, std = float(present.mean()), float(present.std())
+    lo, hi = mean - 3 * std, mean + 3 * std
+    out = []
+    for s in scores:
+        if s is None:
+            out.append(0.0)
+        elif hi - lo <= 1e-12:
+            out.append(0.5)
+        else:
+            out.append(float(min(1.0, max(0.0, (s - lo) / (hi - lo)))))
+    return out
+
+
+def mmr_order(
+    relevance: Sequence[float],
+    sim: np.ndarray,
+    limit: int,
+    lam: float,
+    duplicate_threshold: float,
+) -> list[int]:
+    """Maximal marginal relevance: greedily pick the index maximising
+    ``lam * relevance - (1 - lam) * max_similarity_to_picked``; candidates whose
+    similarity to a picked one reaches ``duplicate_threshold`` are dropped as duplicates.
+    ``sim`` is the candidates' pairwise similarity matrix."""
+    n = len(relevance)
+    rel = np.asarray(relevance, dtype=np.float64)
+    picked: list[int] = []
+    alive = np.ones(n, dtype=bool)
+    max_sim = np.zeros(n, dtype=np.float64)
+    while len(picked) < limit and alive.any():
+        gain = lam * rel - (1 - lam) * max_sim
+        gain[~alive] = -np.inf
+        best = int(np.argmax(gain))
+        picked.append(best)
+        alive[best] = False
+        max_sim = np.maximum(max_sim, sim[best])
+        alive &= sim[best] < duplicate_threshold
+    return picked

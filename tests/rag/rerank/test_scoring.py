@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rag.rerank.exact import ExactReranker
+from rag.rerank.scoring import dbsf_normalise, mmr_order, similarity
+from rag.settings import RetrievalSettings
+from rag.types import Hit, SparseVector
+
+scores = st.lists(st.one_of(st.none(), st.floats(-1e3, 1e3)), min_size=1, max_size=30)
+
+
+@given(scores)
+def test_dbsf_is_bounded_and_order_preserving(raw: list[float | None]) -> None:
+    out = dbsf_normalise(raw)
+    assert len(out) == len(raw)
+    assert all(0.0 <= x <= 1.0 for x in out)
+    present = [(r, o) for r, o in zip(raw, out, strict=True) if r is not None]
+    for (r1, o1) in present:
+        for (r2, o2) in present:
+            if r1 < r2:
+                assert o1 <= o2
+
+
+@given(st.integers(1, 12), st.integers(1, 12), st.floats(0.05, 1.0))
+def test_mmr_picks_distinct_indices_within_limit(n: int, limit: int, lam: float) -> None:
+    rng = np.random.default_rng(n)
+    rel = rng.random(n).tolist()
+    sim = rng.random((n, n))
+    sim = (sim + sim.T) / 2
+    order = mmr_order(rel, sim, limit, lam, duplicate_threshold=2.0)
+    assert len(order) == min(n, limit) and len(set(order)) == len(order)
+    assert order[0] == int(np.argmax(rel))  # the most relevant always comes first
+
+
+def test_mmr_drops_near_duplicates() -> None:
+    rel = [1.0, 0.99, 0.5]
+    sim = np.array([[1.0, 0.99, 0.1], [0.99, 1.0, 0.1], [0.1, 0.1, 1.0]])
+    assert mmr_order(rel, sim, 3, 0.8, duplicate_threshold=0.97) == [0, 2]
+
+
+def test_similarity_dense_and_sparse() -> None:
+    assert similarity([1.0, 0.0], [1.0, 0.0]) == 1.0
+    assert abs(similarity([1.0, 0.0], [0.0, 2.0])) < 1e-9
+    assert similarity(SparseVector((1, 5), (1.0, 1.0)), SparseVector((5, 9), (2.0, 3.0))) == 2.0
+    assert similarity(SparseVector((1,), (1.0,)), [1.0]) == 0.0
+
+
+def _hit(i: int, text: str, vec: list[float]) -> Hit:
+    return Hit(id=str(i), score=0.0, source=f"doc{i}.md", page=1, modality="text", text=text,
+               vectors={"text": vec})
+
+
+def test_exact_reranker_rescores_on_vectors_and_removes_duplicates() -> None:
+    hits = [
+        _hit(0, "far away", [0.0, 1.0]),
+        _hit(1, "the answer", [1.0, 0.0]),
+        _hit(2, "the answer", [1.0, 0.0]),  # same text exported twice
+        _hit(3, "close", [0.8, 0.6]),
+    ]
+    out = ExactReranker(RetrievalSettings()).rerank([("text", [1.0, 0.0])], hits, 10)
+    assert [h.id for h in out] == ["1", "3", "0"]
+    assert out[0].score >= out[1].score
