@@ -87,6 +87,7 @@ class Pipeline:
         self.encoders.load()
         if self.ocr is not None and hasattr(self.ocr, "load"):
             self.ocr.load()
+        self.generator.load()
 
     def close(self) -> None:
         if "store" in self.__dict__:
