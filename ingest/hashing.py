@@ -1,0 +1,47 @@
+"""Content hashes, point ids and source path prefixes.
+
+Everything here is pure and deterministic: the same bytes always give the same
+``doc_id`` and the same point ids, which is what makes re-ingesting a file a no-op and
+lets changed bytes replace the old points of a source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+# Fixed forever: changing it would give every stored point a new id, so a re-ingest
+# would duplicate every collection instead of overwriting it.
+POINT_NAMESPACE = uuid.UUID("6f1d3c1e-8b7a-5c4e-9a52-3d0f6e2b7c41")
+
+# Chunk number of the one visual point (picture or rendered page) of a page; text chunks
+# of the same page are numbered 0..n-1, so the two can never collide.
+VISUAL_CHUNK = -1
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex SHA-256 of ``data``: the ``doc_id`` of a file, independent of its name."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def point_id(doc_id: str, page: int, chunk: int) -> str:
+    """UUIDv5 of ``doc_id/page/chunk``.
+
+    Qdrant accepts only unsigned ints or UUIDs as ids; a name-based UUID keeps ids
+    stable across runs and machines, so upserts of unchanged content overwrite in place.
+    """
+    return str(uuid.uuid5(POINT_NAMESPACE, f"{doc_id}/{int(page)}/{int(chunk)}"))
+
+
+def path_prefixes(source: str) -> list[str]:
+    """Every whole-path-component prefix of ``source``, shortest first.
+
+    ``a/b/c.pdf`` gives ``["a", "a/b", "a/b/c.pdf"]``; an absolute ``/x/y.png`` gives
+    ``["/x", "/x/y.png"]``. Stores index this list so that a ``source_prefix`` filter is an
+    exact match on one element, which is what makes ``docs/a`` match ``docs/a/x.pdf`` but
+    not ``docs/ab.pdf``. Empty components (``a//b``, a trailing ``/``) are dropped, so
+    ``path_prefixes(p)[-1]`` is also the normal form of a prefix a user typed.
+    """
+    lead = "/" if source.startswith("/") else ""
+    parts = [p for p in source.split("/") if p]
+    return [lead + "/".join(parts[: i + 1]) for i in range(len(parts))]

@@ -1,0 +1,119 @@
+"""File type detection from content, not from the name.
+
+Names lie (a screenshot saved as ``.jpg`` that is really PNG, an upload renamed by a
+browser); magic bytes do not. The extension is used only for formats without magic
+bytes (plain text and Markdown), and to give a better message for a corrupt file.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+
+from ingest.loaders.base import suffix_of
+from rag.errors import FileRejected, UnsupportedFile
+
+PDF = "application/pdf"
+IMAGE_MIMES: dict[str, str] = {  # mime -> Pillow format name
+    "image/png": "PNG",
+    "image/jpeg": "JPEG",
+    "image/webp": "WEBP",
+    "image/gif": "GIF",
+    "image/tiff": "TIFF",
+    "image/bmp": "BMP",
+}
+
+# Text formats by extension. Anything else whose extension Python's built-in table maps
+# to text/* (.csv, .html, .py, ...) is read as plain text as well.
+TEXT_EXTENSIONS: dict[str, str] = {
+    ".txt": "text/plain",
+    ".text": "text/plain",
+    ".log": "text/plain",
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".rst": "text/x-rst",
+}
+
+# Extensions of binary formats we read: a file so named without matching magic bytes is
+# a corrupt or mislabelled file, not an unsupported one.
+_BINARY_EXTENSIONS: dict[str, str] = {
+    ".pdf": "PDF",
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".jpe": "JPEG",
+    ".jfif": "JPEG",
+    ".webp": "WebP",
+    ".gif": "GIF",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+    ".dib": "BMP",
+}
+
+SUPPORTED = "PDF, PNG, JPEG, WebP, GIF, TIFF, BMP, and text (.txt, .md, .markdown, other text/*)"
+
+# Python's built-in table only (not /etc/mime.types), so detection is the same everywhere.
+_BUILTIN_TYPES = mimetypes.MimeTypes()
+
+# BITMAPINFOHEADER sizes of the BMP variants Pillow reads; checking them keeps a text
+# file that happens to start with "BM" from being taken for a bitmap.
+_BMP_HEADER_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
+
+
+def magic_mime(data: bytes) -> str | None:
+    """The mime type the leading bytes announce, or None."""
+    head = data[:32]
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "image/tiff"
+    if (
+        head[:2] == b"BM"
+        and len(head) >= 18
+        and int.from_bytes(head[14:18], "little") in _BMP_HEADER_SIZES
+    ):
+        return "image/bmp"
+    # The PDF spec lets the header follow up to 1 KiB of junk, and readers accept it.
+    if b"%PDF-" in data[:1024]:
+        return PDF
+    return None
+
+
+def text_mime(name: str) -> str | None:
+    """The text mime type the name announces, or None when it is not a text name."""
+    suffix = suffix_of(name)
+    if suffix in TEXT_EXTENSIONS:
+        return TEXT_EXTENSIONS[suffix]
+    if suffix:
+        guessed, _ = _BUILTIN_TYPES.guess_type("x" + suffix, strict=False)
+        if guessed and guessed.startswith("text/"):
+            return guessed
+    return None
+
+
+def sniff(name: str, data: bytes) -> str:
+    """The mime type to load ``data`` as, or a typed error that says why not."""
+    if not data:
+        raise FileRejected(f"{name}: the file is empty (0 bytes)")
+    mime = magic_mime(data)
+    as_text = text_mime(name)
+    if mime == PDF and as_text is not None and not data.startswith(b"%PDF-"):
+        # "%PDF-" somewhere in the first KiB of a .txt/.md is a note about PDFs, not one.
+        return as_text
+    if mime is not None:
+        return mime
+    if as_text is not None:
+        return as_text
+    expected = _BINARY_EXTENSIONS.get(suffix_of(name))
+    if expected is not None:
+        raise FileRejected(
+            f"{name}: the name says {expected} but the content is not {expected} "
+            "(its first bytes match no known format); the file is corrupt or truncated"
+        )
+    raise UnsupportedFile(f"{name}: unsupported file type; supported types: {SUPPORTED}")

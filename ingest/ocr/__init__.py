@@ -1,0 +1,45 @@
+"""OCR: a protocol, one backend per module, and a registry to pick one from settings.
+
+A new backend is one module with a class taking :class:`~rag.settings.OcrSettings` plus
+one entry in :data:`BACKENDS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ingest.ocr.base import OcrEngine, ocr_layout, ocr_text, quad_to_box, reading_order
+from ingest.ocr.rapidocr import RapidOcr
+from rag.errors import ConfigError
+from rag.settings import OcrSettings
+
+BACKENDS: dict[str, Callable[[OcrSettings], OcrEngine]] = {
+    "rapidocr": RapidOcr,
+}
+
+
+def build_ocr(settings: OcrSettings) -> OcrEngine | None:
+    """The configured OCR engine, or None when OCR is disabled.
+
+    Cheap: models load on the engine's ``load()`` or first ``read()``, so building one
+    for a command that never OCRs costs nothing.
+    """
+    if not settings.enabled:
+        return None
+    factory = BACKENDS.get(settings.backend)
+    if factory is None:
+        known = ", ".join(sorted(BACKENDS))
+        raise ConfigError(f"unknown OCR backend {settings.backend!r}; known: {known}")
+    return factory(settings)
+
+
+__all__ = [
+    "BACKENDS",
+    "OcrEngine",
+    "RapidOcr",
+    "build_ocr",
+    "ocr_layout",
+    "ocr_text",
+    "quad_to_box",
+    "reading_order",
+]

@@ -1,0 +1,204 @@
+"""OCR: the pure layout helpers, the registry, and the real RapidOCR on rendered text.
+
+The real-engine tests run RapidOCR a handful of times (a few seconds each on two cores),
+sharing one engine per module, so they stay in the default run.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from PIL import Image, ImageDraw
+
+from ingest.chunking import chunk_document
+from ingest.loaders import load_document
+from ingest.ocr import BACKENDS, OcrEngine, RapidOcr, build_ocr, ocr_layout, ocr_text
+from ingest.ocr.base import quad_to_box, reading_order
+from rag.errors import ConfigError
+from rag.settings import ChunkSettings, IngestSettings, OcrSettings
+from rag.types import OcrBox
+from tests.ingest.files import encode, font, scanned_pdf, text_image
+
+
+def box(text: str, x0: float, y0: float, x1: float, y1: float) -> OcrBox:
+    return OcrBox(text, (x0, y0, x1, y1), 0.9)
+
+
+def words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+# -- pure helpers -------------------------------------------------------------------
+
+
+def test_quad_to_box_normalises_and_clamps() -> None:
+    quad = [[10, 20], [110, 18], [112, 40], [8, 42]]
+    assert quad_to_box(quad, 200, 100) == (0.04, 0.18, 0.56, 0.42)
+    assert quad_to_box([[-5, -5], [300, -5], [300, 150], [-5, 150]], 200, 100) == (
+        0.0, 0.0, 1.0, 1.0
+    )
+    assert quad_to_box([], 10, 10) == (0.0, 0.0, 0.0, 0.0)
+
+
+@given(
+    st.lists(st.tuples(st.floats(-50, 500), st.floats(-50, 500)), min_size=4, max_size=4),
+    st.integers(1, 400),
+    st.integers(1, 400),
+)
+def test_quad_to_box_is_always_a_valid_normalised_box(
+    quad: list[tuple[float, float]], width: int, height: int
+) -> None:
+    x0, y0, x1, y1 = quad_to_box(quad, width, height)
+    assert 0.0 <= x0 <= x1 <= 1.0 and 0.0 <= y0 <= y1 <= 1.0
+
+
+def test_reading_order_groups_rows_and_reads_left_to_right() -> None:
+    # A slightly skewed row whose right half sits higher than the next row's start,
+    # and lines of different heights in one row: detectors' corner sort gets this wrong.
+    lines = [
+        box("world", 0.50, 0.095, 0.80, 0.145),
+        box("second row", 0.10, 0.20, 0.50, 0.25),
+        box("hello", 0.10, 0.10, 0.40, 0.15),
+        box("(big)", 0.85, 0.08, 0.95, 0.16),
+        box("third", 0.10, 0.30, 0.30, 0.35),
+    ]
+    ordered = reading_order(lines)
+    assert [b.text for b in ordered] == ["hello", "world", "(big)", "second row", "third"]
+    assert ocr_text(ordered) == "hello world (big)\nsecond row\nthird"
+
+
+def test_ocr_layout_spans_point_at_each_line() -> None:
+    lines = [box("Total", 0.1, 0.1, 0.2, 0.15), box("$45.00", 0.7, 0.1, 0.8, 0.15),
+             box("Thanks", 0.1, 0.3, 0.3, 0.35)]
+    text, spans = ocr_layout(lines)
+    assert text == "Total $45.00\nThanks"
+    assert [text[s:e] for s, e in spans] == ["Total", "$45.00", "Thanks"]
+    assert ocr_layout([]) == ("", [])
+
+
+@given(st.lists(st.tuples(st.text(min_size=1, max_size=8), st.floats(0, 0.9),
+                          st.floats(0, 0.9)), max_size=12))
+def test_ocr_layout_spans_property(raw: list[tuple[str, float, float]]) -> None:
+    lines = reading_order(box(t, x, y, x + 0.05, y + 0.05) for t, x, y in raw)
+    text, spans = ocr_layout(lines)
+    assert [text[s:e] for s, e in spans] == [b.text for b in lines]
+    assert all(a[1] < b[0] for a, b in zip(spans, spans[1:], strict=False))
+
+
+def test_registry_and_build_ocr() -> None:
+    assert set(BACKENDS) == {"rapidocr"}
+    assert build_ocr(OcrSettings(enabled=False)) is None
+    engine = build_ocr(OcrSettings())
+    assert isinstance(engine, RapidOcr) and isinstance(engine, OcrEngine)
+    with pytest.raises(ConfigError, match="unknown OCR backend 'tesseract'; known: rapidocr"):
+        build_ocr(OcrSettings(backend="tesseract"))
+
+
+# -- the real engine -----------------------------------------------------------------
+
+SENTENCE = ["Quarterly revenue grew strongly", "Invoice number 4521 is overdue"]
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[RapidOcr]:
+    ocr = RapidOcr(OcrSettings())
+    ocr.load()
+    yield ocr
+
+
+def test_rapidocr_reads_a_rendered_sentence(engine: RapidOcr) -> None:
+    image = text_image(SENTENCE, size=36, width=900)
+    started = time.perf_counter()
+    lines = engine.read(image)
+    elapsed = time.perf_counter() - started
+    assert [b.text for b in lines] == SENTENCE, f"OCR read {[b.text for b in lines]}"
+    first, second = lines
+    # Boxes are normalised, ordered top to bottom, and sit where the text was drawn
+    # (36 px from the left and top of a 900 x 216 image).
+    assert first.box[1] < second.box[1]
+    assert first.box[0] == pytest.approx(36 / 900, abs=0.03)
+    assert first.box[1] == pytest.approx(36 / 216, abs=0.06)
+    assert all(0.5 <= b.confidence <= 1.0 for b in lines)
+    print(f"OCR of a 900x216 picture: {elapsed:.2f}s")
+
+
+def test_rapidocr_boxes_fit_the_original_after_downscaling(engine: RapidOcr) -> None:
+    small = RapidOcr(OcrSettings(max_side=450))
+    image = text_image(SENTENCE, size=36, width=900)
+    big_boxes = engine.read(image)
+    small_boxes = small.read(image)
+    assert len(small_boxes) == len(big_boxes) == 2
+    for a, b in zip(big_boxes, small_boxes, strict=True):
+        # Same line, same place: centres agree (extents differ by the detector's margin).
+        assert (a.box[0] + a.box[2]) / 2 == pytest.approx((b.box[0] + b.box[2]) / 2, abs=0.02)
+        assert (a.box[1] + a.box[3]) / 2 == pytest.approx((b.box[1] + b.box[3]) / 2, abs=0.02)
+
+
+def test_rapidocr_handles_degenerate_images(engine: RapidOcr) -> None:
+    started = time.perf_counter()
+    assert engine.read(Image.new("RGB", (1, 1), "white")) == []
+    assert engine.read(Image.new("L", (64, 64), 255)) == []
+    assert engine.read(Image.new("RGBA", (3000, 2), (0, 0, 0, 0))) == []
+    assert engine.read(Image.new("RGB", (2, 3000), "black")) == []
+    # Thin strips are padded, not blown up 30x by RapidOCR's minimum side.
+    assert time.perf_counter() - started < 5
+
+
+def test_rapidocr_reads_a_thin_strip_with_boxes_relative_to_it(engine: RapidOcr) -> None:
+    strip = Image.new("RGB", (320, 26), "white")
+    ImageDraw.Draw(strip).text((4, 2), "Thin banner text", font=font(20), fill="black")
+    (line,) = engine.read(strip)
+    assert words(line.text) == {"thin", "banner", "text"}
+    assert 0 <= line.box[1] < line.box[3] <= 1 and line.box[3] > 0.5
+
+
+def test_rapidocr_drops_lines_below_min_confidence() -> None:
+    strict = RapidOcr(OcrSettings(min_confidence=1.01))
+    assert strict.read(text_image(SENTENCE[:1], size=36, width=700)) == []
+
+
+def test_rapidocr_is_safe_to_share_between_threads(engine: RapidOcr) -> None:
+    image = text_image(["Thread safety check"], size=36, width=700)
+    results: list[list[str]] = []
+
+    def work() -> None:
+        results.append([b.text for b in engine.read(image)])
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [["Thread safety check"]] * 2
+
+
+def test_picture_and_scanned_pdf_end_to_end(engine: RapidOcr) -> None:
+    """A screenshot and a scan go through load -> OCR -> chunks with boxes."""
+    settings = IngestSettings()
+    picture = load_document("shots/invoice.png", encode(text_image(SENTENCE), "PNG"),
+                            ingest=settings, ocr=engine, render_pages=False)
+    (page,) = picture.pages
+    assert page.ocr and {"quarterly", "revenue", "invoice", "4521"} <= words(page.text)
+
+    started = time.perf_counter()
+    scan = load_document("scans/letter.pdf", scanned_pdf([text_image(SENTENCE)], dpi=150),
+                         ingest=settings, ocr=engine, render_pages=False)
+    elapsed = time.perf_counter() - started
+    (page,) = scan.pages
+    assert page.kind == "page" and page.ocr and page.image is not None
+    assert {"invoice", "number", "overdue"} <= words(page.text)
+    assert len(page.boxes) == 2 and all(0 <= v <= 1 for b in page.boxes for v in b.box)
+
+    chunks = chunk_document(scan, doc_id="cd" * 32, source="scans/letter.pdf",
+                            chunking=ChunkSettings(size=40, overlap=0), visual_points=True,
+                            metadata={}, tenant=None)
+    texts = [c for c in chunks if c.modality == "text"]
+    assert len(texts) == 2 and all(len(c.boxes) == 1 for c in texts)
+    assert [c.modality for c in chunks][-1] == "page"
+    print(f"scanned page render + OCR: {elapsed:.2f}s")
