@@ -1,0 +1,98 @@
+"""API keys and what each may see.
+
+``api.api_keys`` maps a key to the collections it may use (``"*"`` = all). The rule for
+a key that asks about a collection outside its scope is *404, the same 404 a missing
+collection gets*: a 403 would confirm that the collection exists. Where a request names
+no collection (metrics, creating one for someone else) there is nothing to leak, and
+the honest 403 is returned instead.
+
+With no keys configured everything is open; ``mmrag serve`` then refuses to bind to
+anything but loopback (see ``cli/serve.py``), so "no keys" never means "open to the
+network".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from rag.errors import Forbidden, NotFound, Unauthorized
+from rag.settings import ApiSettings
+
+ALL = "*"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a key fingerprint (for logs, never the key) and its scope."""
+
+    key_id: str | None
+    collections: frozenset[str] | None  # None: every collection
+
+    @property
+    def unrestricted(self) -> bool:
+        return self.collections is None
+
+    def can_see(self, collection: str) -> bool:
+        return self.collections is None or collection in self.collections
+
+
+OPEN = Principal(key_id=None, collections=None)
+
+
+def collection_not_found(collection: str) -> NotFound:
+    """The one message for "missing" and "not yours", so the two cannot be told apart."""
+    return NotFound(
+        f"collection (model) {collection!r} does not exist; GET /v1/models lists the "
+        "collections this key can use"
+    )
+
+
+def require_visible(principal: Principal, collection: str) -> None:
+    if not principal.can_see(collection):
+        raise collection_not_found(collection)
+
+
+def require_unrestricted(principal: Principal, what: str) -> None:
+    if not principal.unrestricted:
+        raise Forbidden(f"{what} needs an API key scoped to all collections ('*')")
+
+
+class Authenticator:
+    """Checks ``Authorization: Bearer <key>`` against the configured keys.
+
+    Keys are compared with :func:`hmac.compare_digest` against every configured key (no
+    early exit), so response timing does not reveal how much of a guess was right.
+    """
+
+    def __init__(self, settings: ApiSettings) -> None:
+        self._keys: list[tuple[bytes, Principal]] = []
+        for key, scope in settings.api_keys.items():
+            fingerprint = hashlib.sha256(key.encode()).hexdigest()[:8]
+            collections = None if ALL in scope else frozenset(scope)
+            self._keys.append((key.encode(), Principal(fingerprint, collections)))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._keys)
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        if not self._keys:
+            return OPEN
+        if not authorization:
+            raise Unauthorized(
+                "missing API key: send it as 'Authorization: Bearer <key>' "
+                "(the openai SDK's api_key)"
+            )
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("the Authorization header must be 'Bearer <key>'")
+        candidate = token.strip().encode()
+        found: Principal | None = None
+        for key, principal in self._keys:
+            if hmac.compare_digest(key, candidate):
+                found = principal
+        if found is None:
+            raise Unauthorized("invalid API key")
+        return found

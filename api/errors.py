@@ -1,0 +1,140 @@
+"""Errors to HTTP, in one place, in the shape OpenAI clients already parse.
+
+Every failure the API returns is ``{"error": {"message", "type", "code", "param"}}``:
+the openai SDK and LangChain turn exactly that into a readable exception, so a user of
+those clients sees our message ("collection 'x' does not exist ...") rather than a
+generic status line. The status comes from the error class (``MmragError.status``), so
+``rag/`` and ``ingest/`` decide what is a 404 or a 413 without knowing HTTP exists.
+
+Bad input never becomes a 500: malformed JSON is a 400, a body that parses but does not
+fit the schema is a 422, and only a bug reaches the catch-all (logged, message generic).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rag.errors import MmragError
+
+log = logging.getLogger("mmrag.api")
+
+# OpenAI's error ``type`` vocabulary, by status; clients branch on these.
+_TYPES: dict[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    502: "upstream_error",
+    503: "service_unavailable_error",
+}
+_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+class NotReady(MmragError):
+    """The server is up but cannot serve yet (models loading, store unreachable)."""
+
+    status = 503
+
+
+def error_type(status: int) -> str:
+    return _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+
+
+def error_code(exc: BaseException) -> str:
+    """``LimitExceeded`` -> ``limit_exceeded``: stable, greppable, documented by the class."""
+    return _CAMEL.sub("_", type(exc).__name__).lower()
+
+
+def error_payload(
+    status: int, message: str, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
+    return {
+        "error": {"message": message, "type": error_type(status), "code": code, "param": param}
+    }
+
+
+def error_response(
+    status: int, message: str, code: str | None = None, param: str | None = None
+) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(error_payload(status, message, code, param), status, headers=headers)
+
+
+def payload_for(exc: BaseException) -> tuple[int, dict[str, Any]]:
+    """Status and body for an exception raised where no handler can run (inside a stream)."""
+    if isinstance(exc, MmragError):
+        return exc.status, error_payload(exc.status, str(exc), error_code(exc))
+    log.exception("unexpected error while streaming", exc_info=exc)
+    return 500, error_payload(500, "internal server error; see the server log", "internal_error")
+
+
+def _loc(loc: Sequence[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def describe_validation(errors: Sequence[dict[str, Any]]) -> tuple[int, str, str, str | None]:
+    """(status, message, code, param) for FastAPI's validation errors.
+
+    Unparseable JSON is a 400 (the client sent something that is not JSON at all);
+    JSON of the wrong shape is a 422 listing every field that is wrong, because fixing
+    one field at a time against a server is tedious.
+    """
+    for err in errors:
+        if err.get("type") == "json_invalid":
+            detail = (err.get("ctx") or {}).get("error") or err.get("msg", "")
+            return 400, f"the request body is not valid JSON ({detail})", "invalid_json", None
+    parts = []
+    for err in errors[:10]:
+        parts.append(f"{_loc(err.get('loc', ()))}: {err.get('msg', 'invalid')}")
+    first = _loc(errors[0].get("loc", ())) if errors else None
+    more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+    return 422, "invalid request: " + "; ".join(parts) + more, "validation_error", first
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers; called once by :func:`api.app.create_app`."""
+
+    async def on_mmrag(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, MmragError)
+        if exc.status >= 500:
+            log.error("%s: %s", type(exc).__name__, exc)
+        return error_response(exc.status, str(exc), error_code(exc))
+
+    async def on_validation(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        status, message, code, param = describe_validation(list(exc.errors()))
+        return error_response(status, message, code, param)
+
+    async def on_http(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        message, code = str(exc.detail), "http_error"
+        if exc.status_code == 404 and message == "Not Found":
+            message = "no such endpoint; see /docs for the API"
+        elif exc.status_code == 413:
+            message = "the request body is over the size limit for this endpoint"
+            code = "limit_exceeded"
+        return error_response(exc.status_code, message, code)
+
+    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return error_response(500, "internal server error; see the server log", "internal_error")
+
+    app.add_exception_handler(MmragError, on_mmrag)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,28 @@
+"""``POST /v1/chat/completions``: OpenAI Chat Completions, answered from a collection."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+
+from api import schemas as s
+from api import sse
+from api.deps import PrincipalDep, ServiceDep
+from api.routers import V1
+
+router = APIRouter(prefix=V1, tags=["chat"])
+
+
+@router.post(
+    "/chat/completions",
+    response_model=s.ChatCompletion,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+def create_chat_completion(
+    body: s.ChatCompletionRequest, service: ServiceDep, principal: PrincipalDep
+) -> s.ChatCompletion | StreamingResponse:
+    """``model`` is the collection; the last user message (text and at most one image)
+    is the question; ``stream: true`` answers as ``chat.completion.chunk`` events."""
+    if body.stream:
+        return sse.chat_stream(service.chat_stream(body, principal))
+    return service.chat(body, principal)

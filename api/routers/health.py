@@ -1,0 +1,30 @@
+"""``/healthz`` (the process answers), ``/readyz`` (it can serve), ``/metrics``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from api import schemas as s
+from api.deps import MetricsDep, PrincipalDep, ServiceDep
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", response_model_exclude_none=True)
+def healthz() -> s.Health:
+    return s.Health(status="ok")
+
+
+@router.get("/readyz", responses={503: {"description": "not ready"}})
+def readyz(service: ServiceDep) -> s.Health:
+    """Ready once the models are loaded (the lifespan finished) and the store answers;
+    before that the service dependency itself answers 503."""
+    return service.ready()
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(principal: PrincipalDep, service: ServiceDep, registry: MetricsDep) -> Response:
+    """Prometheus text format; needs a key scoped to all collections when keys are set."""
+    service.check_metrics_access(principal)
+    body, content_type = registry.render()
+    return Response(body, media_type=content_type)

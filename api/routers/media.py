@@ -1,0 +1,39 @@
+"""``GET /v1/media/{key}``: stored page images and pictures, as WebP."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from api.deps import PrincipalDep, ServiceDep
+from api.routers import V1
+
+router = APIRouter(prefix=V1, tags=["media"])
+
+
+@router.get(
+    "/media/{key}",
+    response_class=Response,
+    responses={200: {"content": {"image/webp": {}}}},
+)
+def get_media(
+    key: str,
+    service: ServiceDep,
+    principal: PrincipalDep,
+    size: Annotated[
+        int | None, Query(ge=16, le=4096, description="thumbnail: longest side in px")
+    ] = None,
+) -> Response:
+    """Keys are derived from the content, so a response never changes: cache it for a
+    year (``private`` when API keys are on, so shared caches do not keep it)."""
+    data = service.media(key, size, principal)
+    scope = "public" if principal.key_id is None else "private"
+    return Response(
+        data,
+        media_type="image/webp",
+        headers={
+            "Cache-Control": f"{scope}, max-age=31536000, immutable",
+            "ETag": f'"{key}.{size or 0}"',
+        },
+    )

@@ -1,0 +1,16 @@
+"""``POST /v1/search``: hybrid retrieval without generation."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api import schemas as s
+from api.deps import PrincipalDep, ServiceDep
+from api.routers import V1
+
+router = APIRouter(prefix=V1, tags=["search"])
+
+
+@router.post("/search")
+def search(body: s.SearchRequest, service: ServiceDep, principal: PrincipalDep) -> s.SearchResponse:
+    return service.search(body, principal)

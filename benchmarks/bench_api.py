@@ -1,0 +1,195 @@
+"""Search latency through the HTTP API, printed as a table.
+
+    .venv/bin/python benchmarks/bench_api.py [--corpus DIR] [--requests 200] [--warmup 20]
+
+Starts the real app under uvicorn on a loopback port (offline profile: MiniLM + BM25 +
+OCR, Qdrant Edge, extractive answers) with a temporary data dir, ingests the corpus
+(``examples/corpus`` when it exists, else a small generated one), then times sequential
+``POST /v1/search`` requests over one keep-alive connection with httpx, cycling through
+the text queries (``examples/queries.jsonl``, or built-in ones). The same queries are
+then timed against ``Pipeline.search`` in-process, so the table shows what HTTP, JSON
+and the service layer add on top of retrieval. Target: p50 < 50 ms on CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import httpx  # noqa: E402
+import uvicorn  # noqa: E402
+
+from api.app import create_app  # noqa: E402
+from rag.settings import load_settings  # noqa: E402
+
+COLLECTION = "bench"
+TOPICS = {
+    "tls_rotation.md": "To rotate TLS certificates on the gateway run certctl rotate --all; "
+    "certificates expire after ninety days and the gateway reloads them without a restart.",
+    "postgres_vacuum.md": "Autovacuum reclaims dead tuples; when a table bloats, lower "
+    "autovacuum_vacuum_scale_factor and raise the cost limit so cleanup keeps up.",
+    "k8s_probes.md": "A liveness probe that fires during start-up restarts healthy pods; "
+    "add a startupProbe with a generous failureThreshold for slow-starting services.",
+    "redis_eviction.txt": "With maxmemory reached and allkeys-lru, session keys were "
+    "evicted and users were logged out; use volatile-lru and give sessions a TTL.",
+    "dns_outage.md": "The outage began when the resolver cache expired and the upstream "
+    "DNS servers were unreachable through the firewall change made that morning.",
+    "backup_policy.md": "Nightly snapshots are kept for 14 days, weekly ones for 3 months; "
+    "restores are tested every quarter on a scratch cluster.",
+    "oncall_handbook.md": "The on-call engineer acknowledges pages within five minutes and "
+    "escalates to the incident commander after thirty minutes without progress.",
+    "git_branching.md": "Feature branches are named feat/<ticket>, live at most a week, and "
+    "hotfixes are cherry-picked onto the release branch after review.",
+    "coffee_machine.txt": "The espresso machine is descaled every Friday with citric acid; "
+    "beans arrive on Mondays from a roaster in Lisbon.",
+    "vpn_setup.md": "Install the WireGuard client, import the profile from the portal and "
+    "enable the kill switch before connecting from public networks.",
+}
+QUERIES = [
+    "how do I rotate TLS certificates",
+    "table keeps growing on disk, which vacuum settings",
+    "pods restarted while starting up",
+    "why were users logged out when redis was full",
+    "what caused the DNS outage",
+    "how long are backups kept",
+    "when should on-call escalate",
+    "branch naming rules",
+    "when is the espresso machine descaled",
+    "how to connect to the VPN",
+]
+
+
+def generated_corpus(folder: Path, copies: int = 3) -> Path:
+    """A few hundred words per topic, several near-copies each, so ranking has work."""
+    for name, text in TOPICS.items():
+        stem, ext = name.rsplit(".", 1)
+        for k in range(copies):
+            body = f"# {stem.replace('_', ' ').title()} ({k + 1})\n\n" + "\n\n".join(
+                [text] * (4 + k)
+            )
+            (folder / f"{stem}_{k}.{ext}").write_text(body)
+    return folder
+
+
+def text_queries(corpus: Path) -> list[str]:
+    jsonl = corpus.parent / "queries.jsonl"
+    if corpus == ROOT / "examples" / "corpus" and jsonl.exists():
+        from rag.evaluate import read_queries
+
+        found = [q.query for q in read_queries(jsonl) if q.query]
+        if found:
+            return found
+    return QUERIES
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running(app: Any) -> Iterator[str]:
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise SystemExit("the server failed to start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def row(label: str, ms: list[float]) -> str:
+    return (
+        f"| {label:<34} | {len(ms):>5} | {pct(ms, 0.5):>7.1f} | {pct(ms, 0.95):>7.1f} | "
+        f"{pct(ms, 0.99):>7.1f} | {statistics.fmean(ms):>7.1f} | {min(ms):>7.1f} |"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--corpus", type=Path, default=None)
+    ap.add_argument("--requests", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--limit", type=int, default=10)
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = args.corpus or ROOT / "examples" / "corpus"
+        if not corpus.is_dir():
+            folder = Path(tmp) / "corpus"
+            folder.mkdir()
+            corpus = generated_corpus(folder)
+        settings = load_settings("offline", overrides={"data_dir": Path(tmp) / "data"})
+        app = create_app(settings)
+        queries = text_queries(corpus)
+        t0 = time.perf_counter()
+        with running(app) as url:
+            started = time.perf_counter() - t0
+            pipeline = app.state.pipeline
+            report = pipeline.ingest(COLLECTION, [str(corpus)])
+            print(f"server up in {started:.1f}s; ingest: {report.summary()}", file=sys.stderr)
+
+            http_ms: list[float] = []
+            with httpx.Client(base_url=url, timeout=60) as client:
+                for i in range(args.warmup + args.requests):
+                    body = {"collection": COLLECTION, "query": queries[i % len(queries)],
+                            "limit": args.limit}
+                    start = time.perf_counter()
+                    response = client.post("/v1/search", json=body)
+                    elapsed = (time.perf_counter() - start) * 1000
+                    if response.status_code != 200:
+                        raise SystemExit(f"search failed: {response.status_code} {response.text}")
+                    if i >= args.warmup:
+                        http_ms.append(elapsed)
+
+            direct_ms: list[float] = []
+            for i in range(args.requests):
+                start = time.perf_counter()
+                pipeline.search(COLLECTION, queries[i % len(queries)], None, args.limit)
+                direct_ms.append((time.perf_counter() - start) * 1000)
+
+    points = sum(f.points for f in report.files)
+    print(f"\nsearch latency, ms ({len(report.files)} files, {points} points, "
+          f"limit {args.limit}, offline profile, {os.cpu_count()} CPUs)\n")
+    print("| path                               |     n |     p50 |     p95 |     p99 |"
+          "    mean |     min |")
+    print("|------------------------------------|------:|--------:|--------:|--------:|"
+          "--------:|--------:|")
+    print(row("POST /v1/search (HTTP, keep-alive)", http_ms))
+    print(row("Pipeline.search (in-process)", direct_ms))
+    p50 = pct(http_ms, 0.5)
+    print(f"\nHTTP p50 {p50:.1f} ms: {'meets' if p50 < 50 else 'misses'} the 50 ms target; "
+          f"HTTP + service overhead at p50: {p50 - pct(direct_ms, 0.5):.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""``mmrag serve`` (the HTTP API under uvicorn) and ``mmrag ask`` (a cited answer in the
+terminal). Loaded by ``cli/main.py`` through :func:`add_commands`.
+
+``serve`` will not expose an open server: with no API keys configured it binds only to
+loopback and refuses any other host with a message that says how to add keys. Keys are
+the only access control the API has, so "no keys" must mean "only this machine".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from rag.errors import ConfigError
+from rag.settings import ApiSettings
+from rag.types import Answer
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+CommonFn = Callable[[argparse.ArgumentParser], None]
+
+
+def check_bind(host: str, api: ApiSettings) -> str | None:
+    """Refuse a non-loopback host when no keys are set; return a start-up notice then.
+
+    Returns ``None`` when keys are configured (any host is fine), a notice for the
+    keyless loopback case, and raises :class:`ConfigError` for keyless exposure.
+    """
+    if api.api_keys:
+        return None
+    if host.strip().lower() not in LOOPBACK_HOSTS:
+        raise ConfigError(
+            f"refusing to serve on {host!r} without API keys: anyone who can reach it could "
+            "read, change and delete every collection. Either bind to 127.0.0.1 "
+            "(--host 127.0.0.1) or configure keys, e.g. "
+            "MMRAG_API__API_KEYS='{\"<a long random key>\": [\"*\"]}' or api.api_keys in "
+            "a profile"
+        )
+    return (
+        f"no API keys configured: serving on loopback only ({host}); set api.api_keys to "
+        "serve other hosts"
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from cli.main import _settings
+
+    settings = _settings(args)
+    host = args.host or settings.api.host
+    port = args.port or settings.api.port
+    notice = check_bind(host, settings.api)  # before any model loads: fail fast
+    if notice:
+        print(f"mmrag: {notice}", file=sys.stderr)
+    import uvicorn
+
+    from api.app import create_app
+
+    print(f"mmrag: serving on http://{host}:{port} (profile {settings.profile})", file=sys.stderr)
+    # One worker: the embedded store lets one process open a collection at a time.
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=args.log_level)
+    return 0
+
+
+def format_answer(answer: Answer) -> str:
+    """The answer, then numbered sources with file, page and (where known) the box."""
+    lines = [answer.text.rstrip()]
+    if answer.citations:
+        lines += ["", "Sources:"]
+    for c in answer.citations:
+        where = c.source + (f", page {c.page}" if c.page > 0 else "")
+        if c.box:
+            where += ", box (" + ", ".join(f"{v:.2f}" for v in c.box) + ")"
+        lines.append(f"[{c.index}] {where}")
+        snippet = " ".join(c.text.split())
+        if snippet:
+            lines.append(f"    {snippet[:200]}")
+    return "\n".join(lines)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from cli.main import _open_image, _pipeline
+
+    pipe = _pipeline(args)
+    try:
+        answer = pipe.ask(args.collection, args.question, _open_image(args.image, pipe),
+                          limit=args.limit)
+    finally:
+        pipe.close()
+    if args.json:
+        from api.langchain import answer_to_dict
+
+        print(json.dumps(answer_to_dict(answer), ensure_ascii=False, indent=2))
+    else:
+        print(format_answer(answer))
+    return 0
+
+
+def add_commands(sub: Any, common: CommonFn) -> None:
+    p = sub.add_parser("serve", help="run the HTTP API (OpenAI-compatible chat, search, uploads)")
+    p.add_argument("--host", default=None, help="bind address (default: api.host, 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default: api.port, 8080)")
+    p.add_argument("--log-level", default="info",
+                   choices=["critical", "error", "warning", "info", "debug"])
+    common(p)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("ask", help="answer a question from a collection, with citations")
+    p.add_argument("question", nargs="?", default="")
+    p.add_argument("--collection", required=True)
+    p.add_argument("--image", default=None, help="an image to ask about (with or without text)")
+    p.add_argument("--limit", type=int, default=None, help="how many sources to retrieve")
+    p.add_argument("--json", action="store_true")
+    common(p)
+    p.set_defaults(func=cmd_ask)

@@ -1,0 +1,98 @@
+"""Client images: data URL decoding and the SSRF guards of URL fetching, in isolation."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from api.images import (
+    ImagePolicy,
+    decode_data_url,
+    fetch_pinned,
+    host_allowed,
+    is_public,
+    load_image,
+    resolve_public,
+)
+from rag.errors import BadInput, LimitExceeded, UnsupportedFile
+from tests.api.conftest import COLLECTION, Server
+
+POLICY = ImagePolicy(max_pixels=10_000_000, max_bytes=5_000_000, allowlist=("127.0.0.1",))
+
+
+@pytest.mark.parametrize(
+    "ip",
+    ["127.0.0.1", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254", "0.0.0.0",
+     "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "224.0.0.1",
+     "100.64.0.1", "240.0.0.1"],
+)
+def test_non_public_addresses(ip: str) -> None:
+    assert not is_public(ip)
+
+
+@pytest.mark.parametrize("ip", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111"])
+def test_public_addresses(ip: str) -> None:
+    assert is_public(ip)
+
+
+def test_allowlist_matching() -> None:
+    allow = ("images.example.com", "*.cdn.example.org")
+    assert host_allowed("images.example.com", allow)
+    assert host_allowed("IMAGES.example.com.", allow)
+    assert host_allowed("a.cdn.example.org", allow)
+    assert not host_allowed("cdn.example.org.evil.com", allow)
+    assert not host_allowed("evilimages.example.com", allow)
+    assert not host_allowed("example.com", allow)
+
+
+def test_localhost_resolves_to_loopback_and_is_refused() -> None:
+    with pytest.raises(BadInput, match="loopback"):
+        resolve_public("localhost", 80)
+
+
+def test_data_url_limits() -> None:
+    payload = base64.b64encode(b"\x00" * 3000).decode()
+    with pytest.raises(LimitExceeded):
+        decode_data_url(f"data:image/png;base64,{payload}", max_bytes=1000)
+    with pytest.raises(UnsupportedFile):
+        decode_data_url("data:image/svg+xml;base64,PHN2Zz4=", max_bytes=1000)
+    assert decode_data_url("data:image/png;base64, aGVs\nbG8=", 1000) == b"hello"
+
+
+@given(st.text(max_size=200))
+def test_load_image_never_raises_anything_but_our_errors(url: str) -> None:
+    policy = ImagePolicy(max_pixels=1000, max_bytes=1000, allowlist=())
+    with contextlib.suppress(BadInput, LimitExceeded, UnsupportedFile):
+        load_image(url, policy)
+
+
+def test_fetch_pinned_reads_from_the_vetted_address(server: Server) -> None:
+    """The fetch itself, against our own server (a vetted public address cannot be
+    reached from the test machine): Host header kept, size capped while streaming."""
+    with server.client() as http:
+        hit = http.post("/v1/search", json={
+            "collection": COLLECTION, "query": "Rotterdam", "filter": {"modality": ["image"]},
+        }).json()["hits"][0]
+    port = server.url.rsplit(":", 1)[1]
+    url = f"http://images.test:{port}{hit['media_url']}?size=64"
+    data = fetch_pinned(url, "127.0.0.1", POLICY)
+    assert data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    small = ImagePolicy(max_pixels=10_000_000, max_bytes=100)
+    with pytest.raises(LimitExceeded):
+        fetch_pinned(url, "127.0.0.1", small)
+    with pytest.raises(BadInput, match="HTTP 404"):
+        fetch_pinned(f"http://images.test:{port}/v1/media/ffffffffffffffff-p1", "127.0.0.1",
+                     POLICY)
+
+
+def test_fetch_gives_up_quickly() -> None:
+    policy = ImagePolicy(max_pixels=1000, max_bytes=1000, timeout_s=0.2)
+    # TEST-NET-1 (RFC 5737) never answers.
+    with pytest.raises(BadInput, match="timed out|failed"):
+        fetch_pinned("http://images.test/x.png", "192.0.2.1", policy)
+    assert httpx  # the module the fetch uses; imported for type checkers
