@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import PurePath
 from typing import Any
 
 from ingest.hashing import path_prefixes, point_id
@@ -29,15 +31,21 @@ def chunk_payload(c: Chunk) -> dict[str, Any]:
     return payload
 
 
+def title_words(title: str) -> str:
+    """``latency_alert_rule.tiff`` -> ``latency alert rule``: file names as words, so the
+    tokenizers see terms instead of one opaque token."""
+    stem = PurePath(title).stem
+    return " ".join(re.sub(r"[_\-.]+|(?<=[a-z])(?=[A-Z])", " ", stem).split())
+
+
 def embedding_text(c: Chunk, contextual_header: bool) -> str:
     """The text the ``text``/``bm25`` vectors see. With a contextual header the file name
     leads, so a chunk that never names its document still matches questions that do."""
     body = c.text.strip()
     if not body:
         return ""
-    if contextual_header and c.title:
-        return f"{c.title}\n\n{body}"
-    return body
+    header = title_words(c.title) if contextual_header and c.title else ""
+    return f"{header}\n\n{body}" if header else body
 
 
 def embed_chunks(chunks: list[Chunk], encoders: Encoders, contextual_header: bool) -> list[Point]:
