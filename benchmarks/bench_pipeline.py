@@ -29,7 +29,7 @@ from rag.evaluate import read_queries  # noqa: E402
 from rag.pipeline import Pipeline  # noqa: E402
 from rag.settings import load_settings  # noqa: E402
 
-WORDS = (
+WORDS = (  # noqa: SIM905 (a readable word list)
     "cluster node pod container restart probe latency throughput replica shard index vector "
     "query cache eviction memory disk backup restore snapshot certificate rotation token "
     "policy network route gateway firewall packet timeout retry budget error alert metric "

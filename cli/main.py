@@ -18,20 +18,20 @@ from rag.settings import load_settings
 from rag.types import MODALITIES, Filter
 
 
-def _settings(args: argparse.Namespace) -> Any:
+def settings_from_args(args: argparse.Namespace) -> Any:
     overrides: dict[str, Any] = {}
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = args.data_dir
     return load_settings(args.profile, overrides=overrides)
 
 
-def _pipeline(args: argparse.Namespace) -> Any:
+def pipeline_from_args(args: argparse.Namespace) -> Any:
     from rag.pipeline import Pipeline
 
-    return Pipeline(_settings(args))
+    return Pipeline(settings_from_args(args))
 
 
-def _open_image(path: str | None, pipe: Any) -> Any:
+def open_image(path: str | None, pipe: Any) -> Any:
     """A query image, read with the same loader and limits as ingested files."""
     if not path:
         return None
@@ -78,7 +78,7 @@ def _progress_bar(total_hint: int | None = None) -> tuple[Any, Any]:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    pipe = _pipeline(args)
+    pipe = pipeline_from_args(args)
     meta = dict(kv.split("=", 1) for kv in (args.meta or []))
     bar, on_progress = _progress_bar()
     try:
@@ -100,9 +100,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    pipe = _pipeline(args)
+    pipe = pipeline_from_args(args)
     try:
-        hits = pipe.search(args.collection, args.text, _open_image(args.image, pipe), args.limit,
+        hits = pipe.search(args.collection, args.text, open_image(args.image, pipe), args.limit,
                            _filter(args))
     finally:
         pipe.close()
@@ -120,7 +120,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_collections(args: argparse.Namespace) -> int:
-    pipe = _pipeline(args)
+    pipe = pipeline_from_args(args)
     try:
         rows = pipe.collections()
     finally:
@@ -136,7 +136,7 @@ def cmd_collections(args: argparse.Namespace) -> int:
 
 
 def cmd_documents(args: argparse.Namespace) -> int:
-    pipe = _pipeline(args)
+    pipe = pipeline_from_args(args)
     try:
         rows = pipe.documents(args.collection)
     finally:
@@ -150,7 +150,7 @@ def cmd_documents(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    pipe = _pipeline(args)
+    pipe = pipeline_from_args(args)
     try:
         n = pipe.delete_source(args.collection, args.source)
     finally:
@@ -160,7 +160,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_drop(args: argparse.Namespace) -> int:
-    pipe = _pipeline(args)
+    pipe = pipeline_from_args(args)
     try:
         pipe.drop(args.collection)
     finally:
@@ -172,15 +172,15 @@ def cmd_drop(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from rag.evaluate import evaluate, read_queries
 
-    pipe = _pipeline(args)
+    pipe = pipeline_from_args(args)
     queries = read_queries(Path(args.queries))
     from tqdm import tqdm
 
     bar = tqdm(total=len(queries), unit="query", file=sys.stderr, disable=None)
 
     def search(q: Any) -> list[str]:
-        hits = pipe.search(args.collection, q.query, _open_image(str(q.image), pipe) if q.image else None,
-                           args.limit)
+        image = open_image(str(q.image), pipe) if q.image else None
+        hits = pipe.search(args.collection, q.query, image, args.limit)
         bar.update(1)
         return [h.source for h in hits]
 

@@ -46,9 +46,9 @@ def check_bind(host: str, api: ApiSettings) -> str | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from cli.main import _settings
+    from cli.main import settings_from_args
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     host = args.host or settings.api.host
     port = args.port or settings.api.port
     notice = check_bind(host, settings.api)  # before any model loads: fail fast
@@ -81,11 +81,11 @@ def format_answer(answer: Answer) -> str:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from cli.main import _open_image, _pipeline
+    from cli.main import open_image, pipeline_from_args
 
-    pipe = _pipeline(args)
+    pipe = pipeline_from_args(args)
     try:
-        answer = pipe.ask(args.collection, args.question, _open_image(args.image, pipe),
+        answer = pipe.ask(args.collection, args.question, open_image(args.image, pipe),
                           limit=args.limit)
     finally:
         pipe.close()

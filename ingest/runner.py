@@ -330,6 +330,8 @@ class JobStore:
             job.status = "done"
         except MmragError as exc:
             job.status, job.error = "failed", str(exc)
+        except Exception as exc:  # a bug must not leave the job "running" forever
+            job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"
         job.finished = time.time()
         self.save(job)
         return job

@@ -83,7 +83,9 @@ class Pipeline:
         return ocr_text(self.ocr.read(image))
 
     def load(self) -> None:
-        """Load every model now, so a missing model fails at start-up, not mid-request."""
+        """Build every stage and load every model now: a missing model fails at start-up,
+        not mid-request, and server threads never race to build a stage lazily."""
+        _ = (self.store, self.media, self.retriever, self.runner)
         self.encoders.load()
         if self.ocr is not None and hasattr(self.ocr, "load"):
             self.ocr.load()
