@@ -1,0 +1,424 @@
+"""The ``edge`` store: Qdrant Edge (qdrant-edge-py) in-process, one shard per collection.
+
+Layout: ``root/<collection>/`` is one ``EdgeShard`` directory (its ``edge_config.json``,
+WAL and segments). Nothing else is written, so a collection is exactly a folder that
+can be backed up, copied or deleted with the usual tools.
+
+Why it looks the way it does:
+
+- Shards are opened lazily and kept open: opening replays the WAL and maps segments,
+  which is too slow per request, and a shard holds an exclusive lock on its WAL, so
+  only one process (and one ``EdgeStore``) may have a collection open at a time.
+- Every shard call runs under that shard's ``threading.Lock``: the API server calls the
+  store from worker threads and the bindings make no promise about concurrent use.
+- Writes end with ``flush()`` so a point the call returned for survives the process
+  exiting without ``close()`` (a CLI run killed after ingest, a crashed worker).
+- Collections are created in a hidden temporary folder and renamed into place, so a
+  crash mid-create never leaves a half-made collection that later looks valid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import qdrant_edge as qe
+
+from rag.errors import BadInput, Conflict, MmragError
+from rag.store._common import (
+    COLLECTION_NAME,
+    RRF_K,
+    UPSERT_SLICE,
+    CleanPath,
+    CleanPoint,
+    Layout,
+    check_name,
+    check_spec,
+    clean_points,
+    clean_request,
+    conflict,
+    from_engine_vectors,
+    not_found,
+)
+from rag.store._filters import INDEXED_KEYS, Conditions, MatchAnyOf, NumberEquals, translate
+from rag.types import CollectionSpec, Filter, Hit, Point, SearchRequest
+
+# Where Qdrant Edge persists a shard's configuration (documented in its shard lifecycle
+# reference); the shard object itself has no accessor for it.
+CONFIG_FILE = "edge_config.json"
+
+
+@dataclass
+class _Shard:
+    """An open shard, the spec it was created with, and the lock its calls run under."""
+
+    shard: qe.EdgeShard
+    spec: CollectionSpec
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    closed: bool = False
+
+
+@contextmanager
+def _engine(action: str, collection: str) -> Iterator[None]:
+    """Turn the bindings' untyped exceptions into ours; ours pass through untouched."""
+    try:
+        yield
+    except MmragError:
+        raise
+    except Exception as exc:  # the bindings raise plain Exception for everything
+        message = str(exc)
+        if "WouldBlock" in message:
+            raise Conflict(
+                f"collection {collection!r} is open in another process (Qdrant Edge allows "
+                "one process per collection): stop the other mmrag process, or use the "
+                "qdrant backend with a server for shared access"
+            ) from exc
+        raise MmragError(
+            f"edge store could not {action} collection {collection!r}: {message}"
+        ) from exc
+
+
+def _read_layout(path: Path) -> Layout | None:
+    """The vectors a shard was created with, from its persisted config; ``None`` when
+    ``path`` holds no shard."""
+    file = path / CONFIG_FILE
+    try:
+        raw = json.loads(file.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise MmragError(f"cannot read edge collection config {file}: {exc}") from exc
+    layout = Layout()
+    for name, params in (raw.get("vectors") or {}).items():
+        layout.dense[name] = (int(params["size"]), str(params.get("distance", "")).lower())
+    for name, params in (raw.get("sparse_vectors") or {}).items():
+        modifier = (params or {}).get("modifier")
+        layout.sparse[name] = str(modifier).lower() if modifier else None
+    return layout
+
+
+def _config(spec: CollectionSpec) -> qe.EdgeConfig:
+    return qe.EdgeConfig(
+        vectors={
+            name: qe.EdgeVectorParams(size=size, distance=qe.Distance.Cosine)
+            for name, size in spec.dense.items()
+        },
+        sparse_vectors={
+            name: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf) for name in spec.sparse
+        },
+    )
+
+
+def _value(value: str | int | bool) -> Any:
+    # qdrant-edge-py 0.9 converts a Python bool in MatchValue to the integer 1/0, which
+    # never equals a stored true/false; numpy.bool_ is not an int subclass and reaches
+    # the engine as a real boolean.
+    return np.bool_(value) if isinstance(value, bool) else value
+
+
+def _condition(cond: MatchAnyOf | NumberEquals) -> qe.FieldCondition:
+    if isinstance(cond, NumberEquals):
+        return qe.FieldCondition(
+            key=cond.key, range=qe.RangeFloat(gte=cond.value, lte=cond.value)
+        )
+    if len(cond.values) == 1:
+        return qe.FieldCondition(key=cond.key, match=qe.MatchValue(_value(cond.values[0])))
+    return qe.FieldCondition(key=cond.key, match=qe.MatchAny(list(cond.values)))  # type: ignore[arg-type]
+
+
+def _filter(conds: Conditions | None) -> qe.Filter | None:
+    if conds is None:
+        return None
+    return qe.Filter(
+        must=[_condition(c) for c in conds.must] or None,
+        must_not=[_condition(c) for c in conds.must_not] or None,
+    )
+
+
+def _point(point: CleanPoint) -> qe.Point:
+    vectors: dict[str, Any] = dict(point.dense)
+    for name, (indices, values) in point.sparse.items():
+        vectors[name] = qe.SparseVector(indices, values)
+    return qe.Point(point.id, vectors, point.payload)
+
+
+def _nearest(path: CleanPath) -> qe.Query:
+    if path.sparse is not None:
+        return qe.Query.Nearest(qe.SparseVector(*path.sparse), using=path.using)
+    assert path.dense is not None
+    return qe.Query.Nearest(path.dense, using=path.using)
+
+
+class EdgeStore:
+    """:class:`~rag.store.base.VectorStore` on Qdrant Edge, persisted under ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        # Cheap by design: nothing is created or opened until a collection is used.
+        self.root = Path(root).expanduser()
+        self._lock = threading.Lock()  # guards _shards and folder-level changes
+        self._shards: dict[str, _Shard] = {}
+
+    def __enter__(self) -> EdgeStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- collections -------------------------------------------------------------------
+
+    def collections(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            entry.name
+            for entry in self.root.iterdir()
+            if entry.is_dir() and COLLECTION_NAME.match(entry.name)
+            and (entry / CONFIG_FILE).is_file()
+        )
+
+    def ensure(self, collection: str, spec: CollectionSpec) -> None:
+        check_name(collection)
+        check_spec(spec)
+        with self._lock:
+            layout = _read_layout(self.root / collection)
+            if layout is None:
+                layout = self._create(collection, spec)
+        diffs = layout.differences(spec)
+        if diffs:
+            raise conflict(collection, diffs)
+
+    def _create(self, collection: str, spec: CollectionSpec) -> Layout:
+        """Build the shard in a hidden folder, then rename it into place atomically.
+        Returns the layout now on disk (another process may have won the race)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = self.root / f".creating-{collection}-{uuid.uuid4().hex}"
+        try:
+            with _engine("create", collection):
+                qe.EdgeShard.create(str(staging), _config(spec)).close()
+            # Fails if the name exists by now (another process won): compare with that.
+            with contextlib.suppress(OSError):
+                os.rename(staging, self.root / collection)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        layout = _read_layout(self.root / collection)
+        if layout is None:
+            raise MmragError(
+                f"{self.root / collection} exists but is not an edge collection; move it "
+                "away or choose another collection name"
+            )
+        return layout
+
+    def spec(self, collection: str) -> CollectionSpec:
+        return self._open(collection).spec
+
+    def drop(self, collection: str) -> None:
+        check_name(collection)
+        with self._lock:
+            path = self.root / collection
+            if _read_layout(path) is None:
+                raise not_found(collection)
+            held = self._shards.pop(collection, None)
+            if held is None:
+                # Not ours: open it once so a collection another process is using is
+                # refused (Conflict) instead of deleted under its feet.
+                with _engine("open", collection):
+                    qe.EdgeShard.load(str(path)).close()
+            else:
+                with held.lock:
+                    held.closed = True
+                    with _engine("close", collection):
+                        held.shard.close()
+            # Rename first: a crash during the recursive delete leaves a hidden folder,
+            # never a collection with half its files.
+            doomed = self.root / f".dropping-{collection}-{uuid.uuid4().hex}"
+            os.rename(path, doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
+
+    # -- points --------------------------------------------------------------------------
+
+    def upsert(self, collection: str, points: list[Point]) -> None:
+        held = self._open(collection)
+        clean = clean_points(collection, held.spec, points)
+        if not clean:
+            return
+        with self._use(collection, "write to") as shard:
+            for start in range(0, len(clean), UPSERT_SLICE):
+                batch = [_point(p) for p in clean[start : start + UPSERT_SLICE]]
+                shard.update(qe.UpdateOperation.upsert_points(batch))
+            shard.flush()
+
+    def delete(self, collection: str, flt: Filter) -> int:
+        check_name(collection)
+        conds = translate(flt)
+        if conds is None:
+            raise BadInput(
+                f"refusing to delete from {collection!r} with an empty filter (it would "
+                "delete every point); give a filter such as doc_id or source, or drop "
+                "the collection"
+            )
+        engine_filter = _filter(conds)
+        assert engine_filter is not None  # conds is not None
+        with self._use(collection, "delete from") as shard:
+            n = shard.count(qe.CountRequest(exact=True, filter=engine_filter))
+            if n:
+                shard.update(qe.UpdateOperation.delete_points_by_filter(engine_filter))
+                shard.flush()
+        return n
+
+    def query(self, collection: str, request: SearchRequest) -> list[Hit]:
+        held = self._open(collection)
+        paths = clean_request(collection, held.spec, request)
+        engine_filter = _filter(translate(request.filter))
+        if len(paths) == 1:
+            engine_request = qe.QueryRequest(
+                limit=request.limit,
+                query=_nearest(paths[0]),
+                filter=engine_filter,
+                with_payload=True,
+                with_vector=request.with_vectors,
+            )
+        else:
+            fusion: qe.Fusion.Rrf | qe.Fusion.Dbsf = (
+                qe.Fusion.Rrf(k=RRF_K) if request.fusion == "rrf" else qe.Fusion.Dbsf()
+            )
+            engine_request = qe.QueryRequest(
+                limit=request.limit,
+                # The filter goes into every prefetch too: filtering only the fused top
+                # would let non-matching points use up each path's prefetch limit.
+                prefetches=[
+                    qe.Prefetch(limit=p.limit, query=_nearest(p), filter=engine_filter)
+                    for p in paths
+                ],
+                query=fusion,  # type: ignore[arg-type]
+                filter=engine_filter,
+                with_payload=True,
+                with_vector=request.with_vectors,
+            )
+        with self._use(collection, "query") as shard:
+            found = shard.query(engine_request)
+        return [
+            Hit.from_payload(
+                str(p.id),
+                p.score,
+                p.payload or {},
+                from_engine_vectors(p.vector, held.spec) if request.with_vectors else None,
+            )
+            for p in found
+        ]
+
+    def scroll(
+        self, collection: str, flt: Filter | None = None, batch: int = 256
+    ) -> Iterator[Hit]:
+        if batch < 1:
+            raise BadInput(f"scroll batch must be at least 1, got {batch}")
+        self._open(collection)  # NotFound now, not on the first next()
+        return self._pages(collection, _filter(translate(flt)), batch)
+
+    def _pages(
+        self, collection: str, engine_filter: qe.Filter | None, batch: int
+    ) -> Iterator[Hit]:
+        offset: Any = None
+        while True:
+            # Read one page under the lock, yield it after releasing: a paused generator
+            # must never hold the shard's lock.
+            with self._use(collection, "scroll") as shard:
+                records, offset = shard.scroll(
+                    qe.ScrollRequest(
+                        offset=offset,
+                        limit=batch,
+                        filter=engine_filter,
+                        with_payload=True,
+                        with_vector=False,
+                    )
+                )
+            for record in records:
+                yield Hit.from_payload(str(record.id), 0.0, record.payload or {})
+            if offset is None or not records:
+                return
+
+    def count(self, collection: str, flt: Filter | None = None) -> int:
+        engine_filter = _filter(translate(flt))
+        with self._use(collection, "count") as shard:
+            return int(shard.count(qe.CountRequest(exact=True, filter=engine_filter)))
+
+    def optimize(self, collection: str) -> None:
+        """Add the filter keys' keyword indexes if missing, then build HNSW.
+
+        The indexes are created here rather than in ``ensure``: each one costs a
+        synced write (~0.1 s), which small collections that never reach
+        ``optimize_after`` points do not need (a full scan of them is fast and exact),
+        while large ones need them *before* HNSW is built, so the graph gets
+        payload-aware links and restrictive filters (one ``doc_id``) keep their recall.
+        """
+        with self._use(collection, "optimize") as shard:
+            indexed = shard.info().payload_schema
+            for key in INDEXED_KEYS:
+                if key not in indexed:
+                    shard.update(
+                        qe.UpdateOperation.create_field_index(key, qe.PayloadSchemaType.Keyword)
+                    )
+            shard.optimize()
+            shard.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            held_all = list(self._shards.items())
+            self._shards.clear()
+            for name, held in held_all:
+                with held.lock:
+                    if held.closed:
+                        continue
+                    held.closed = True
+                    with _engine("close", name):
+                        held.shard.flush()
+                        held.shard.close()
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _open(self, collection: str) -> _Shard:
+        """The open shard of ``collection``, loading it on first use."""
+        check_name(collection)
+        with self._lock:
+            held = self._shards.get(collection)
+            if held is not None:
+                return held
+            path = self.root / collection
+            layout = _read_layout(path)
+            if layout is None:
+                raise not_found(collection)
+            with _engine("open", collection):
+                shard = qe.EdgeShard.load(str(path))
+            held = _Shard(shard, layout.to_spec())
+            self._shards[collection] = held
+            return held
+
+    @contextmanager
+    def _use(self, collection: str, action: str) -> Iterator[qe.EdgeShard]:
+        """The shard, locked for one call. A shard dropped or closed by another thread
+        between lookup and lock reads as missing (or is reopened), never as a crash."""
+        while True:
+            held = self._open(collection)
+            with held.lock:
+                if held.closed:
+                    if (self.root / collection / CONFIG_FILE).is_file():
+                        continue  # closed by close(): reopen
+                    raise not_found(collection)
+                with _engine(action, collection):
+                    yield held.shard
+                return

@@ -1,0 +1,448 @@
+"""The ``qdrant`` store: qdrant-client against a Qdrant server or cluster, or its local mode.
+
+``url="http://host:6333"`` talks to a server; ``url=":memory:"`` or ``path=DIR`` runs
+qdrant-client's local mode (pure Python, numpy brute force), which goes through the same
+client methods, so the contract tests exercise this module's code without a server.
+
+Why it looks the way it does:
+
+- The client is created on first use: constructing it in local path mode opens and locks
+  the storage folder, and in server mode there is nothing to check until a call.
+- Local mode is not thread-safe (shared dicts and one SQLite connection), so its calls run
+  under one lock; a server client is thread-safe and runs unlocked.
+- Each collection's spec is cached after the first read: queries and upserts check their
+  vector names and sizes against it before going to the engine, which gives the same
+  ``BadInput`` as the edge backend instead of each engine's own wording.
+- Fusion is ``FusionQuery(RRF | DBSF)`` inside the engine; its RRF constant is the
+  engine default (2), which is the ``RRF_K`` the edge backend passes explicitly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any
+
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from rag.errors import BadInput, ConfigError, Conflict, MmragError, UpstreamError
+from rag.store._common import (
+    RRF_K,
+    UPSERT_SLICE,
+    CleanPath,
+    CleanPoint,
+    Layout,
+    check_name,
+    check_spec,
+    clean_points,
+    clean_request,
+    conflict,
+    from_engine_vectors,
+    not_found,
+)
+from rag.store._filters import (
+    INDEXED_KEYS,
+    TENANT,
+    Conditions,
+    MatchAnyOf,
+    NumberEquals,
+    translate,
+)
+from rag.types import CollectionSpec, Filter, Hit, Point, SearchRequest
+
+assert RRF_K == 2, "FusionQuery(RRF) uses the engine's default constant, 2"
+
+LOCAL_MEMORY = ":memory:"
+
+
+def _condition(cond: MatchAnyOf | NumberEquals) -> models.FieldCondition:
+    if isinstance(cond, NumberEquals):
+        return models.FieldCondition(
+            key=cond.key, range=models.Range(gte=cond.value, lte=cond.value)
+        )
+    if len(cond.values) == 1:
+        return models.FieldCondition(key=cond.key, match=models.MatchValue(value=cond.values[0]))
+    return models.FieldCondition(key=cond.key, match=models.MatchAny(any=list(cond.values)))  # type: ignore[arg-type]
+
+
+def _filter(conds: Conditions | None) -> models.Filter | None:
+    if conds is None:
+        return None
+    return models.Filter(
+        must=[_condition(c) for c in conds.must] or None,
+        must_not=[_condition(c) for c in conds.must_not] or None,
+    )
+
+
+def _point(point: CleanPoint) -> models.PointStruct:
+    vectors: dict[str, Any] = dict(point.dense)
+    for name, (indices, values) in point.sparse.items():
+        vectors[name] = models.SparseVector(indices=indices, values=values)
+    return models.PointStruct(id=point.id, vector=vectors, payload=point.payload)
+
+
+def _query_vector(path: CleanPath) -> list[float] | models.SparseVector:
+    if path.sparse is not None:
+        indices, values = path.sparse
+        return models.SparseVector(indices=indices, values=values)
+    assert path.dense is not None
+    return path.dense
+
+
+def _layout(info: models.CollectionInfo) -> Layout:
+    params = info.config.params
+    layout = Layout()
+    vectors = params.vectors
+    if isinstance(vectors, models.VectorParams):  # an unnamed vector: never ours
+        vectors = {"": vectors}
+    for name, vp in (vectors or {}).items():
+        layout.dense[name] = (int(vp.size), str(vp.distance.value).lower())
+    for name, sp in (params.sparse_vectors or {}).items():
+        modifier = sp.modifier.value if sp.modifier is not None else None
+        layout.sparse[name] = str(modifier).lower() if modifier else None
+    return layout
+
+
+class QdrantStore:
+    """:class:`~rag.store.base.VectorStore` on qdrant-client (server or local mode)."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        path: str | None = None,
+        api_key: str | None = None,
+        prefer_grpc: bool = False,
+    ) -> None:
+        if url and path:
+            raise ConfigError(
+                "the qdrant store takes store.url (a server, or ':memory:') or store.path "
+                "(local mode on disk), not both"
+            )
+        if not url and not path:
+            raise ConfigError(
+                "the qdrant store needs store.url (e.g. http://localhost:6333, or ':memory:' "
+                "for a throwaway local store) or store.path (local mode on disk)"
+            )
+        self.url = url
+        self.path = path
+        self._api_key = api_key
+        self._prefer_grpc = prefer_grpc
+        self.local = path is not None or url == LOCAL_MEMORY
+        self._client_lock = threading.Lock()
+        self._client: QdrantClient | None = None
+        self._specs: dict[str, CollectionSpec] = {}
+        # Local mode: one lock for every engine call. Server: no lock needed.
+        self._call_lock: contextlib.AbstractContextManager[Any] = (
+            threading.RLock() if self.local else contextlib.nullcontext()
+        )
+
+    def __enter__(self) -> QdrantStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- collections -------------------------------------------------------------------
+
+    def collections(self) -> list[str]:
+        with self._call(None, "list collections") as client:
+            names = [c.name for c in client.get_collections().collections]
+        return sorted(names)
+
+    def ensure(self, collection: str, spec: CollectionSpec) -> None:
+        check_name(collection)
+        check_spec(spec)
+        with self._call(collection, "read") as client:
+            exists = client.collection_exists(collection)
+        if not exists:
+            try:
+                with self._call(collection, "create") as client:
+                    self._create(client, collection, spec)
+            except MmragError:
+                # Another client may have created it between our check and our create
+                # (servers answer 400 or 409 for that); then compare specs below.
+                with self._call(collection, "read") as client:
+                    if not client.collection_exists(collection):
+                        raise
+        with self._call(collection, "create") as client:
+            info = client.get_collection(collection)
+            diffs = _layout(info).differences(spec)
+            if diffs:
+                raise conflict(collection, diffs)
+            if not self.local:
+                # Filter keys get keyword indexes (only where missing, so a collection made
+                # elsewhere or by an older mmrag catches up). Local mode has no indexes.
+                for key in INDEXED_KEYS:
+                    if key not in (info.payload_schema or {}):
+                        client.create_payload_index(
+                            collection,
+                            key,
+                            field_schema=models.KeywordIndexParams(
+                                type=models.KeywordIndexType.KEYWORD, is_tenant=key == TENANT
+                            ),
+                            wait=True,
+                        )
+        self._specs.pop(collection, None)
+
+    def _create(self, client: QdrantClient, collection: str, spec: CollectionSpec) -> None:
+        client.create_collection(
+            collection,
+            vectors_config={
+                name: models.VectorParams(size=size, distance=models.Distance.COSINE)
+                for name, size in spec.dense.items()
+            },
+            sparse_vectors_config={
+                name: models.SparseVectorParams(modifier=models.Modifier.IDF)
+                for name in spec.sparse
+            },
+        )
+
+    def spec(self, collection: str) -> CollectionSpec:
+        check_name(collection)
+        cached = self._specs.get(collection)
+        if cached is not None:
+            return cached
+        with self._call(collection, "read") as client:
+            spec = _layout(client.get_collection(collection)).to_spec()
+        self._specs[collection] = spec
+        return spec
+
+    def drop(self, collection: str) -> None:
+        check_name(collection)
+        self._specs.pop(collection, None)
+        with self._call(collection, "drop") as client:
+            if not client.collection_exists(collection):
+                raise not_found(collection)
+            client.delete_collection(collection)
+
+    # -- points --------------------------------------------------------------------------
+
+    def upsert(self, collection: str, points: list[Point]) -> None:
+        clean = clean_points(collection, self.spec(collection), points)
+        with self._call(collection, "write to") as client:
+            for start in range(0, len(clean), UPSERT_SLICE):
+                batch = [_point(p) for p in clean[start : start + UPSERT_SLICE]]
+                client.upsert(collection, points=batch, wait=True)
+
+    def delete(self, collection: str, flt: Filter) -> int:
+        check_name(collection)
+        conds = translate(flt)
+        if conds is None:
+            raise BadInput(
+                f"refusing to delete from {collection!r} with an empty filter (it would "
+                "delete every point); give a filter such as doc_id or source, or drop "
+                "the collection"
+            )
+        self.spec(collection)  # NotFound before anything else
+        engine_filter = _filter(conds)
+        assert engine_filter is not None  # conds is not None
+        with self._call(collection, "delete from") as client:
+            # Count, then delete: the engine does not report how many a filter removed.
+            # On a server another writer may change the set in between; the count is
+            # then approximate, the delete is still exactly "what matches now".
+            n = client.count(collection, count_filter=engine_filter, exact=True).count
+            if n:
+                client.delete(
+                    collection,
+                    points_selector=models.FilterSelector(filter=engine_filter),
+                    wait=True,
+                )
+        return int(n)
+
+    def query(self, collection: str, request: SearchRequest) -> list[Hit]:
+        spec = self.spec(collection)
+        paths = clean_request(collection, spec, request)
+        engine_filter = _filter(translate(request.filter))
+        with self._call(collection, "query") as client:
+            if len(paths) == 1:
+                response = client.query_points(
+                    collection,
+                    query=_query_vector(paths[0]),
+                    using=paths[0].using,
+                    query_filter=engine_filter,
+                    limit=request.limit,
+                    with_payload=True,
+                    with_vectors=request.with_vectors,
+                )
+            else:
+                fusion = models.Fusion.RRF if request.fusion == "rrf" else models.Fusion.DBSF
+                response = client.query_points(
+                    collection,
+                    # The filter goes into every prefetch too: filtering only the fused
+                    # top would let non-matching points use up each path's limit.
+                    prefetch=[
+                        models.Prefetch(
+                            query=_query_vector(p),
+                            using=p.using,
+                            filter=engine_filter,
+                            limit=p.limit,
+                        )
+                        for p in paths
+                    ],
+                    query=models.FusionQuery(fusion=fusion),
+                    query_filter=engine_filter,
+                    limit=request.limit,
+                    with_payload=True,
+                    with_vectors=request.with_vectors,
+                )
+        return [
+            Hit.from_payload(
+                str(p.id),
+                p.score,
+                p.payload or {},
+                from_engine_vectors(p.vector, spec) if request.with_vectors else None,
+            )
+            for p in response.points
+        ]
+
+    def scroll(
+        self, collection: str, flt: Filter | None = None, batch: int = 256
+    ) -> Iterator[Hit]:
+        if batch < 1:
+            raise BadInput(f"scroll batch must be at least 1, got {batch}")
+        self.spec(collection)  # NotFound now, not on the first next()
+        return self._pages(collection, _filter(translate(flt)), batch)
+
+    def _pages(
+        self, collection: str, engine_filter: models.Filter | None, batch: int
+    ) -> Iterator[Hit]:
+        offset: Any = None
+        while True:
+            # One page per call, yielded outside the lock: a paused generator must never
+            # hold local mode's lock.
+            with self._call(collection, "scroll") as client:
+                records, offset = client.scroll(
+                    collection,
+                    scroll_filter=engine_filter,
+                    limit=batch,
+                    offset=offset,
+                    with_payload=True,
+                    with_vectors=False,
+                )
+            for record in records:
+                yield Hit.from_payload(str(record.id), 0.0, record.payload or {})
+            if offset is None or not records:
+                return
+
+    def count(self, collection: str, flt: Filter | None = None) -> int:
+        check_name(collection)
+        engine_filter = _filter(translate(flt))
+        with self._call(collection, "count") as client:
+            return int(client.count(collection, count_filter=engine_filter, exact=True).count)
+
+    def optimize(self, collection: str) -> None:
+        """A no-op: a server indexes in the background, local mode has no index. Still
+        raises ``NotFound`` for a missing collection, like the edge backend."""
+        self.spec(collection)
+
+    def close(self) -> None:
+        with self._client_lock:
+            client, self._client = self._client, None
+            self._specs.clear()
+        if client is not None:
+            with self._call_lock, contextlib.suppress(Exception):
+                client.close()
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _get_client(self) -> QdrantClient:
+        with self._client_lock:
+            if self._client is None:
+                if self.path is not None:
+                    # Our lock serialises every call, so SQLite's same-thread check
+                    # (on by default on macOS) would only get in the way.
+                    self._client = QdrantClient(
+                        path=self.path, force_disable_check_same_thread=True
+                    )
+                elif self.url == LOCAL_MEMORY:
+                    self._client = QdrantClient(location=LOCAL_MEMORY)
+                else:
+                    self._client = QdrantClient(
+                        url=self.url, api_key=self._api_key, prefer_grpc=self._prefer_grpc
+                    )
+            return self._client
+
+    @contextmanager
+    def _call(self, collection: str | None, action: str) -> Iterator[QdrantClient]:
+        """The client for one engine call, with its exceptions turned into ours."""
+        target = f" collection {collection!r}" if collection else ""
+        try:
+            client = self._get_client()
+            with self._call_lock:
+                yield client
+        except MmragError:
+            raise
+        except UnexpectedResponse as exc:
+            detail = exc.content.decode("utf-8", "replace")[:500] if exc.content else ""
+            if exc.status_code == 404 and collection:
+                self._specs.pop(collection, None)
+                raise not_found(collection) from exc
+            if exc.status_code in (400, 422):
+                raise BadInput(f"Qdrant refused to {action}{target}: {detail}") from exc
+            if exc.status_code == 409:
+                raise Conflict(f"Qdrant could not {action}{target}: {detail}") from exc
+            if exc.status_code in (401, 403):
+                raise ConfigError(
+                    f"Qdrant at {self.url} refused the request ({exc.status_code}); check "
+                    "store.api_key"
+                ) from exc
+            raise UpstreamError(
+                f"Qdrant at {self.url} failed to {action}{target}: {exc.status_code} {detail}"
+            ) from exc
+        except ResponseHandlingException as exc:
+            raise UpstreamError(
+                f"cannot reach Qdrant at {self.url} ({exc.source}); is the server running?"
+            ) from exc
+        except RuntimeError as exc:
+            if "already accessed" in str(exc):
+                raise Conflict(
+                    f"the local Qdrant store at {self.path} is open in another process; "
+                    "stop it, or use a Qdrant server for shared access"
+                ) from exc
+            raise MmragError(f"qdrant store could not {action}{target}: {exc}") from exc
+        except ValueError as exc:  # local mode reports misuse and missing collections so
+            if collection and "not found" in str(exc):
+                self._specs.pop(collection, None)
+                raise not_found(collection) from exc
+            raise BadInput(f"qdrant store could not {action}{target}: {exc}") from exc
+        except Exception as exc:
+            if _is_grpc_error(exc):
+                raise _from_grpc(exc, collection, action, self.url) from exc
+            raise MmragError(f"qdrant store could not {action}{target}: {exc}") from exc
+
+
+def _is_grpc_error(exc: BaseException) -> bool:
+    try:
+        import grpc
+    except ImportError:  # grpcio is a qdrant-client dependency, but be safe
+        return False
+    return isinstance(exc, grpc.RpcError)
+
+
+def _from_grpc(exc: Any, collection: str | None, action: str, url: str | None) -> MmragError:
+    import grpc
+
+    code = exc.code() if hasattr(exc, "code") else None
+    detail = exc.details() if hasattr(exc, "details") else str(exc)
+    target = f" collection {collection!r}" if collection else ""
+    if code == grpc.StatusCode.NOT_FOUND and collection:
+        return not_found(collection)
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return BadInput(f"Qdrant refused to {action}{target}: {detail}")
+    if code == grpc.StatusCode.ALREADY_EXISTS:
+        return Conflict(f"Qdrant could not {action}{target}: {detail}")
+    if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+        return ConfigError(f"Qdrant at {url} refused the request; check store.api_key")
+    return UpstreamError(f"Qdrant at {url} failed to {action}{target}: {code} {detail}")
+
+
+__all__ = ["QdrantStore"]
