@@ -28,7 +28,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rag.store._filters import path_prefixes  # noqa: E402
 from rag.store.base import VectorStore  # noqa: E402
 from rag.store.edge import EdgeStore  # noqa: E402
 from rag.store.qdrant import QdrantStore  # noqa: E402
@@ -40,6 +39,7 @@ from rag.types import (  # noqa: E402
     SearchRequest,
     SparseVector,
     VectorQuery,
+    path_prefixes,  # noqa: E402
 )
 
 VOCAB = 30_000

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import uuid
 
+from rag.types import path_prefixes  # noqa: F401 (re-exported: ids and prefixes live together)
+
 # Fixed forever: changing it would give every stored point a new id, so a re-ingest
 # would duplicate every collection instead of overwriting it.
 POINT_NAMESPACE = uuid.UUID("6f1d3c1e-8b7a-5c4e-9a52-3d0f6e2b7c41")
@@ -31,17 +33,3 @@ def point_id(doc_id: str, page: int, chunk: int) -> str:
     stable across runs and machines, so upserts of unchanged content overwrite in place.
     """
     return str(uuid.uuid5(POINT_NAMESPACE, f"{doc_id}/{int(page)}/{int(chunk)}"))
-
-
-def path_prefixes(source: str) -> list[str]:
-    """Every whole-path-component prefix of ``source``, shortest first.
-
-    ``a/b/c.pdf`` gives ``["a", "a/b", "a/b/c.pdf"]``; an absolute ``/x/y.png`` gives
-    ``["/x", "/x/y.png"]``. Stores index this list so that a ``source_prefix`` filter is an
-    exact match on one element, which is what makes ``docs/a`` match ``docs/a/x.pdf`` but
-    not ``docs/ab.pdf``. Empty components (``a//b``, a trailing ``/``) are dropped, so
-    ``path_prefixes(p)[-1]`` is also the normal form of a prefix a user typed.
-    """
-    lead = "/" if source.startswith("/") else ""
-    parts = [p for p in source.split("/") if p]
-    return [lead + "/".join(parts[: i + 1]) for i in range(len(parts))]

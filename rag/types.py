@@ -227,3 +227,17 @@ class Answer:
     model: str = ""
     extractive: bool = False
     usage: dict[str, int] = field(default_factory=dict)
+
+
+def path_prefixes(source: str) -> list[str]:
+    """Every whole-path-component prefix of ``source``, shortest first.
+
+    ``a/b/c.pdf`` gives ``["a", "a/b", "a/b/c.pdf"]``; an absolute ``/x/y.png`` gives
+    ``["/x", "/x/y.png"]``. Stores index this list so that a ``source_prefix`` filter is an
+    exact match on one element, which is what makes ``docs/a`` match ``docs/a/x.pdf`` but
+    not ``docs/ab.pdf``. Empty components (``a//b``, a trailing ``/``) are dropped, so
+    ``path_prefixes(p)[-1]`` is also the normal form of a prefix a user typed.
+    """
+    lead = "/" if source.startswith("/") else ""
+    parts = [p for p in source.split("/") if p]
+    return [lead + "/".join(parts[: i + 1]) for i in range(len(parts))]

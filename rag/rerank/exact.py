@@ -58,9 +58,9 @@ class ExactReranker:
         scores = self.scores(query, hits)
         order = mmr_order(scores, self._pairwise(hits), limit, self.lam, self.duplicate_threshold)
         out = []
-        for i in order:
+        for i, gain in order:
             h = hits[i]
-            h.score = scores[i]
+            h.score = gain
             out.append(h)
         return out
 

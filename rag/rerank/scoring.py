@@ -46,21 +46,23 @@ def mmr_order(
     limit: int,
     lam: float,
     duplicate_threshold: float,
-) -> list[int]:
+) -> list[tuple[int, float]]:
     """Maximal marginal relevance: greedily pick the index maximising
     ``lam * relevance - (1 - lam) * max_similarity_to_picked``; candidates whose
     similarity to a picked one reaches ``duplicate_threshold`` are dropped as duplicates.
-    ``sim`` is the candidates' pairwise similarity matrix."""
+    ``sim`` is the candidates' pairwise similarity matrix. Returns (index, gain) pairs;
+    the gains never increase (a candidate's gain only falls as more are picked), so they
+    serve as scores that agree with the order."""
     n = len(relevance)
     rel = np.asarray(relevance, dtype=np.float64)
-    picked: list[int] = []
+    picked: list[tuple[int, float]] = []
     alive = np.ones(n, dtype=bool)
     max_sim = np.zeros(n, dtype=np.float64)
     while len(picked) < limit and alive.any():
         gain = lam * rel - (1 - lam) * max_sim
         gain[~alive] = -np.inf
         best = int(np.argmax(gain))
-        picked.append(best)
+        picked.append((best, float(gain[best])))
         alive[best] = False
         max_sim = np.maximum(max_sim, sim[best])
         alive &= sim[best] < duplicate_threshold

@@ -63,18 +63,6 @@ class Conditions:
     must_not: tuple[Condition, ...] = ()
 
 
-def path_prefixes(source: str) -> list[str]:
-    """Every whole-path-component prefix of ``source``, itself included.
-
-    ``a/b/c.pdf`` -> ``["a", "a/b", "a/b/c.pdf"]``. Stored on each point as
-    ``path_prefixes`` so ``source_prefix`` is an exact keyword match (indexable, no
-    ``a/b`` vs ``a/bc.pdf`` confusion) instead of a string-prefix scan.
-    """
-    parts = source.split("/")
-    prefixes = ("/".join(parts[: i + 1]) for i in range(len(parts)))
-    return [p for p in prefixes if p and not p.endswith("/")]
-
-
 def translate(flt: Filter | None) -> Conditions | None:
     """The neutral form of ``flt``; ``None`` when it restricts nothing.
 

@@ -30,15 +30,18 @@ def test_mmr_picks_distinct_indices_within_limit(n: int, limit: int, lam: float)
     rel = rng.random(n).tolist()
     sim = rng.random((n, n))
     sim = (sim + sim.T) / 2
-    order = mmr_order(rel, sim, limit, lam, duplicate_threshold=2.0)
+    picked = mmr_order(rel, sim, limit, lam, duplicate_threshold=2.0)
+    order = [i for i, _ in picked]
+    gains = [g for _, g in picked]
     assert len(order) == min(n, limit) and len(set(order)) == len(order)
     assert order[0] == int(np.argmax(rel))  # the most relevant always comes first
+    assert gains == sorted(gains, reverse=True)  # scores agree with the order
 
 
 def test_mmr_drops_near_duplicates() -> None:
     rel = [1.0, 0.99, 0.5]
     sim = np.array([[1.0, 0.99, 0.1], [0.99, 1.0, 0.1], [0.1, 0.1, 1.0]])
-    assert mmr_order(rel, sim, 3, 0.8, duplicate_threshold=0.97) == [0, 2]
+    assert [i for i, _ in mmr_order(rel, sim, 3, 0.8, duplicate_threshold=0.97)] == [0, 2]
 
 
 def test_similarity_dense_and_sparse() -> None:
@@ -62,4 +65,4 @@ def test_exact_reranker_rescores_on_vectors_and_removes_duplicates() -> None:
     ]
     out = ExactReranker(RetrievalSettings()).rerank([("text", [1.0, 0.0])], hits, 10)
     assert [h.id for h in out] == ["1", "3", "0"]
-    assert out[0].score >= out[1].score
+    assert out[0].score >= out[1].score >= out[2].score

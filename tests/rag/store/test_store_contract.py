@@ -24,7 +24,6 @@ import pytest
 from rag.errors import BadInput, ConfigError, Conflict, NotFound, UpstreamError
 from rag.settings import load_settings
 from rag.store import build_store
-from rag.store._filters import path_prefixes
 from rag.store.base import VectorStore
 from rag.store.edge import EdgeStore
 from rag.store.qdrant import QdrantStore
@@ -40,6 +39,7 @@ from rag.types import (
     SearchRequest,
     SparseVector,
     VectorQuery,
+    path_prefixes,
 )
 
 # qdrant-client checks a server's version from a background thread; for the unreachable
