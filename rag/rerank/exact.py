@@ -13,7 +13,7 @@ import numpy as np
 
 from rag.rerank.scoring import dbsf_normalise, mmr_order, similarity
 from rag.settings import RetrievalSettings
-from rag.types import TEXT, Hit, SparseVector, Vector
+from rag.types import CLIP, TEXT, Hit, SparseVector, Vector
 
 
 class ExactReranker:
@@ -30,26 +30,41 @@ class ExactReranker:
             weight = self.weights.get(name, 1.0)
             if weight == 0:
                 continue
-            raw = [
-                similarity(qvec, h.vectors[name]) if name in h.vectors else None for h in hits
-            ]
+            if isinstance(qvec, SparseVector):
+                raw = [
+                    similarity(qvec, h.vectors[name]) if name in h.vectors else None
+                    for h in hits
+                ]
+            else:
+                idx, mat = _unit_rows(hits, name)
+                q = np.asarray(qvec, dtype=np.float32)
+                q = q / max(float(np.linalg.norm(q)), 1e-12)
+                raw = [None] * len(hits)
+                for i, s in zip(idx, mat @ q if len(idx) else [], strict=True):
+                    raw[i] = float(s)
             total += weight * np.asarray(dbsf_normalise(raw))
         return [float(x) for x in total]
 
     def _pairwise(self, hits: list[Hit]) -> np.ndarray:
-        """Similarity between candidates on the text vector (clip where text is absent)."""
+        """Similarity between candidates on the text vector, on clip for pairs where one
+        lacks text; identical texts count as identical whatever their vectors."""
         n = len(hits)
         sim = np.zeros((n, n), dtype=np.float64)
-        for i in range(n):
-            for j in range(i + 1, n):
-                a, b = hits[i].vectors, hits[j].vectors
-                name = TEXT if TEXT in a and TEXT in b else next(
-                    (k for k in a if k in b and not isinstance(a[k], SparseVector)), None
-                )
-                s = similarity(a[name], b[name]) if name else 0.0
-                if hits[i].text.strip() and hits[i].text.strip() == hits[j].text.strip():
-                    s = 1.0
-                sim[i, j] = sim[j, i] = s
+        done = np.zeros((n, n), dtype=bool)
+        for name in (TEXT, CLIP):
+            idx, mat = _unit_rows(hits, name)
+            if len(idx) < 2:
+                continue
+            block = np.ix_(idx, idx)
+            sim[block] = np.where(done[block], sim[block], mat @ mat.T)
+            done[block] = True
+        groups: dict[str, list[int]] = {}
+        for i, h in enumerate(hits):
+            if h.text.strip():
+                groups.setdefault(h.text.strip(), []).append(i)
+        for members in groups.values():
+            if len(members) > 1:
+                sim[np.ix_(members, members)] = 1.0
         return sim
 
     def rerank(self, query: list[tuple[str, Vector]], hits: list[Hit], limit: int) -> list[Hit]:
@@ -75,3 +90,14 @@ class NoReranker:
 
     def rerank(self, query: list[tuple[str, Vector]], hits: list[Hit], limit: int) -> list[Hit]:
         return hits[:limit]
+
+
+def _unit_rows(hits: list[Hit], name: str) -> tuple[list[int], np.ndarray]:
+    """Indices of the hits with a dense ``name`` vector and those vectors, unit-normalised."""
+    idx = [i for i, h in enumerate(hits)
+           if name in h.vectors and not isinstance(h.vectors[name], SparseVector)]
+    if not idx:
+        return [], np.zeros((0, 0), dtype=np.float32)
+    mat = np.asarray([hits[i].vectors[name] for i in idx], dtype=np.float32)
+    mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
+    return idx, mat
