@@ -147,7 +147,7 @@ class Pipeline:
         if not question.strip() and image is None:
             raise BadInput("ask needs a question, an image, or both")
         _, hits = self._context(collection, question, image, history, flt, limit)
-        return self.generator.generate(question, hits, history)
+        return self.generator.generate(question, hits, history, image)
 
     def ask_stream(
         self,
@@ -161,7 +161,7 @@ class Pipeline:
         if not question.strip() and image is None:
             raise BadInput("ask needs a question, an image, or both")
         _, hits = self._context(collection, question, image, history, flt, limit)
-        return self.generator.stream(question, hits, history)
+        return self.generator.stream(question, hits, history, image)
 
     # --- collections and documents --------------------------------------------------------
     def collections(self) -> list[dict[str, Any]]:

@@ -17,8 +17,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from PIL import Image
+
 from rag.generate.citations import extract_citations
-from rag.generate.images import AttachedImage, load_images
+from rag.generate.images import AttachedImage, load_images, resize_for_model, to_data_url
 from rag.generate.prompt import Source, build_messages, select_sources
 from rag.media import MediaStore
 from rag.settings import GeneratorSettings
@@ -53,14 +55,24 @@ class Generator(Protocol):
         ...
 
     def generate(
-        self, question: str, hits: list[Hit], history: list[dict[str, Any]] | None = None
+        self,
+        question: str,
+        hits: list[Hit],
+        history: list[dict[str, Any]] | None = None,
+        image: Image.Image | None = None,
     ) -> Answer:
         """Answer ``question`` from ``hits`` (best first). ``history`` holds earlier
-        OpenAI-format messages (``role``/``content``) for conversational context."""
+        OpenAI-format messages (``role``/``content``) for conversational context;
+        ``image`` is a picture the user asked about, shown to a vision model after the
+        sources (the extractive backend does not look at images)."""
         ...
 
     def stream(
-        self, question: str, hits: list[Hit], history: list[dict[str, Any]] | None = None
+        self,
+        question: str,
+        hits: list[Hit],
+        history: list[dict[str, Any]] | None = None,
+        image: Image.Image | None = None,
     ) -> Iterator[GenerationEvent]:
         """Like :meth:`generate`, as ``Delta`` events then exactly one ``Done``."""
         ...
@@ -204,6 +216,7 @@ def prepare(
     history: list[dict[str, Any]] | None,
     settings: GeneratorSettings,
     media: MediaStore | None,
+    image: Image.Image | None = None,
 ) -> Prepared:
     """Number the sources, attach their images and build the messages, one way for all
     LLM backends, so the same hits give the same prompt whichever model answers."""
@@ -219,8 +232,13 @@ def prepare(
         if media is not None
         else []
     )
+    question_image = (
+        to_data_url(resize_for_model(image, settings.image_max_side, settings.max_image_pixels))
+        if image is not None
+        else None
+    )
     messages = build_messages(
-        question, sources, history, [(img.index, img.data_url) for img in images]
+        question, sources, history, [(img.index, img.data_url) for img in images], question_image
     )
     return Prepared(sources, images, messages)
 

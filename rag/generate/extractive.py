@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from PIL import Image
+
 from rag.generate.base import (
     STOPWORDS,
     Delta,
@@ -181,12 +183,20 @@ class ExtractiveGenerator:
         """Nothing to load."""
 
     def generate(
-        self, question: str, hits: list[Hit], history: list[dict[str, Any]] | None = None
+        self,
+        question: str,
+        hits: list[Hit],
+        history: list[dict[str, Any]] | None = None,
+        image: Image.Image | None = None,
     ) -> Answer:
-        return collect(self.stream(question, hits, history))
+        return collect(self.stream(question, hits, history, image))
 
     def stream(
-        self, question: str, hits: list[Hit], history: list[dict[str, Any]] | None = None
+        self,
+        question: str,
+        hits: list[Hit],
+        history: list[dict[str, Any]] | None = None,
+        image: Image.Image | None = None,
     ) -> Iterator[GenerationEvent]:
         """The answer line by line: label, quotes, listed images; then ``Done``."""
         lines, citations, sources = self._compose(question, hits, history)

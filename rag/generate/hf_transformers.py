@@ -205,12 +205,16 @@ class TransformersGenerator:
         }
 
     def generate(
-        self, question: str, hits: list[Hit], history: list[dict[str, Any]] | None = None
+        self,
+        question: str,
+        hits: list[Hit],
+        history: list[dict[str, Any]] | None = None,
+        image: Image.Image | None = None,
     ) -> Answer:
         import torch
 
         self.load()
-        prepared = prepare(question, hits, history, self.settings, self.media)
+        prepared = prepare(question, hits, history, self.settings, self.media, image)
         with self._run_lock:
             inputs = self._inputs(prepared)
             prompt_len = int(inputs["input_ids"].shape[1])
@@ -223,7 +227,11 @@ class TransformersGenerator:
         )
 
     def stream(
-        self, question: str, hits: list[Hit], history: list[dict[str, Any]] | None = None
+        self,
+        question: str,
+        hits: list[Hit],
+        history: list[dict[str, Any]] | None = None,
+        image: Image.Image | None = None,
     ) -> Iterator[GenerationEvent]:
         """Text as the model produces it (``TextIteratorStreamer`` on a worker thread).
 
@@ -234,7 +242,7 @@ class TransformersGenerator:
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
         self.load()
-        prepared = prepare(question, hits, history, self.settings, self.media)
+        prepared = prepare(question, hits, history, self.settings, self.media, image)
         stop = threading.Event()
 
         class _StopWhenAsked(StoppingCriteria):

@@ -14,6 +14,7 @@ from typing import Any
 
 import openai
 from openai import OpenAI
+from PIL import Image
 
 from rag.errors import UpstreamError
 from rag.generate.base import Delta, Done, GenerationEvent, finish, prepare
@@ -92,9 +93,13 @@ class OpenAIGenerator:
         }
 
     def generate(
-        self, question: str, hits: list[Hit], history: list[dict[str, Any]] | None = None
+        self,
+        question: str,
+        hits: list[Hit],
+        history: list[dict[str, Any]] | None = None,
+        image: Image.Image | None = None,
     ) -> Answer:
-        prepared = prepare(question, hits, history, self.settings, self.media)
+        prepared = prepare(question, hits, history, self.settings, self.media, image)
         try:
             response = self.client.chat.completions.create(
                 **self._request(prepared.messages), stream=False
@@ -115,11 +120,15 @@ class OpenAIGenerator:
         )
 
     def stream(
-        self, question: str, hits: list[Hit], history: list[dict[str, Any]] | None = None
+        self,
+        question: str,
+        hits: list[Hit],
+        history: list[dict[str, Any]] | None = None,
+        image: Image.Image | None = None,
     ) -> Iterator[GenerationEvent]:
         """Deltas as the server sends them; usage arrives in the last chunk when the
         server honours ``stream_options.include_usage`` (vLLM, OpenAI, recent Ollama)."""
-        prepared = prepare(question, hits, history, self.settings, self.media)
+        prepared = prepare(question, hits, history, self.settings, self.media, image)
         model = self.settings.openai.model
         usage: dict[str, int] = {}
         parts: list[str] = []

@@ -187,11 +187,15 @@ def _history_turns(history: Sequence[dict[str, Any]] | None) -> list[dict[str, A
     return turns
 
 
+QUESTION_IMAGE_LABEL = "Image attached to the question (not a source; do not cite it):"
+
+
 def build_messages(
     question: str,
     sources: Sequence[Source],
     history: Sequence[dict[str, Any]] | None,
     images: Sequence[tuple[int, str]],
+    question_image: str | None = None,
 ) -> list[dict[str, Any]]:
     """OpenAI chat messages: our system prompt, earlier turns, then the user message.
 
@@ -199,6 +203,8 @@ def build_messages(
     the question), then for every attached image a text part ``"Image [k]:"`` followed
     by its ``image_url`` part, so the model can tie each picture to its source number.
     ``images`` are ``(source index, data URL)`` pairs; they are emitted in source order.
+    ``question_image`` (a data URL), the picture the user asked about, comes last under
+    its own label so it is never mistaken for a numbered source.
     """
     ordered = sorted(images, key=lambda pair: pair[0])
     content: list[dict[str, Any]] = [
@@ -207,6 +213,9 @@ def build_messages(
     for index, url in ordered:
         content.append({"type": "text", "text": f"Image [{index}]:"})
         content.append({"type": "image_url", "image_url": {"url": url}})
+    if question_image is not None:
+        content.append({"type": "text", "text": QUESTION_IMAGE_LABEL})
+        content.append({"type": "image_url", "image_url": {"url": question_image}})
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
         *_history_turns(history),

@@ -15,7 +15,7 @@ from PIL import Image
 from rag.errors import UpstreamError
 from rag.generate import Delta, Done, GenerationEvent
 from rag.generate.openai_chat import OpenAIGenerator
-from rag.generate.prompt import SYSTEM_PROMPT, select_sources, user_text
+from rag.generate.prompt import QUESTION_IMAGE_LABEL, SYSTEM_PROMPT, select_sources, user_text
 from rag.media import MediaStore
 from rag.settings import GeneratorSettings
 from rag.types import Hit
@@ -247,3 +247,18 @@ def test_empty_reply(
         gen.generate(QUESTION, hits)
     with pytest.raises(UpstreamError, match="streamed no text"):
         list(gen.stream(QUESTION, hits))
+
+
+def test_question_image_is_sent_last_under_its_own_label(
+    gen_settings: GeneratorSettings, media: MediaStore, hits: list[Hit], fake_vlm: FakeVLM
+) -> None:
+    gen_settings.image_max_side = 128
+    asked = Image.new("RGB", (1600, 900), "orange")
+    generator(gen_settings, media, fake_vlm).generate("What is this?", hits, image=asked)
+    parts = fake_vlm.last["messages"][-1]["content"]
+    assert parts[-2] == {"type": "text", "text": QUESTION_IMAGE_LABEL}
+    sent = decode(parts[-1]["image_url"]["url"])
+    assert max(sent.size) <= 128 and sent.getpixel((5, 5))[0] > 200  # resized, still orange
+    # the numbered source images still come first, in number order
+    labels = [p["text"] for p in parts if p["type"] == "text"][1:-1]
+    assert labels == sorted(labels) and all(lbl.startswith("Image [") for lbl in labels)
