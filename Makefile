@@ -16,6 +16,8 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy rag ingest api cli
 	$(PY) -m pytest -q
 
 test-all: setup

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,7 @@ class SentenceTransformerEncoder:
         self.settings = settings
         self.offline = offline
         self.name = settings.model
-        self._model: object | None = None
+        self._model: Any = None
         self._dim: int | None = None
         self._lock = threading.Lock()
 
@@ -74,7 +75,7 @@ class SentenceTransformerEncoder:
         self.load()
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vecs = self._model.encode(  # type: ignore[attr-defined]
+        vecs = self._model.encode(
             texts,
             batch_size=self.settings.batch_size,
             normalize_embeddings=True,
