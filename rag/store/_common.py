@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from rag.errors import BadInput, Conflict, NotFound
-from rag.types import CollectionSpec, Point, SearchRequest, SparseVector, Vector
+from rag.types import CollectionSpec, Hit, Point, SearchRequest, SparseVector, Vector
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -260,3 +260,16 @@ def from_engine_vectors(raw: Any, spec: CollectionSpec) -> dict[str, Vector]:
         elif name in spec.dense or isinstance(vector, list):
             out[name] = [float(v) for v in vector]
     return out
+
+
+def scored_hits(points: Iterable[Any], spec: CollectionSpec, with_vectors: bool) -> list[Hit]:
+    """Our hits from either engine's scored points (both have id, score, payload, vector)."""
+    return [
+        Hit.from_payload(
+            str(p.id),
+            p.score,
+            p.payload or {},
+            from_engine_vectors(p.vector, spec) if with_vectors else None,
+        )
+        for p in points
+    ]

@@ -48,8 +48,8 @@ from rag.store._common import (
     clean_points,
     clean_request,
     conflict,
-    from_engine_vectors,
     not_found,
+    scored_hits,
 )
 from rag.store._filters import INDEXED_KEYS, Conditions, MatchAnyOf, NumberEquals, translate
 from rag.types import CollectionSpec, Filter, Hit, Point, SearchRequest
@@ -312,15 +312,7 @@ class EdgeStore:
             )
         with self._use(collection, "query") as shard:
             found = shard.query(engine_request)
-        return [
-            Hit.from_payload(
-                str(p.id),
-                p.score,
-                p.payload or {},
-                from_engine_vectors(p.vector, held.spec) if request.with_vectors else None,
-            )
-            for p in found
-        ]
+        return scored_hits(found, held.spec, request.with_vectors)
 
     def scroll(
         self, collection: str, flt: Filter | None = None, batch: int = 256

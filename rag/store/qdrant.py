@@ -41,8 +41,8 @@ from rag.store._common import (
     clean_points,
     clean_request,
     conflict,
-    from_engine_vectors,
     not_found,
+    scored_hits,
 )
 from rag.store._filters import (
     INDEXED_KEYS,
@@ -294,15 +294,7 @@ class QdrantStore:
                     with_payload=True,
                     with_vectors=request.with_vectors,
                 )
-        return [
-            Hit.from_payload(
-                str(p.id),
-                p.score,
-                p.payload or {},
-                from_engine_vectors(p.vector, spec) if request.with_vectors else None,
-            )
-            for p in response.points
-        ]
+        return scored_hits(response.points, spec, request.with_vectors)
 
     def scroll(
         self, collection: str, flt: Filter | None = None, batch: int = 256
