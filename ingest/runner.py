@@ -28,7 +28,7 @@ from ingest.ocr import OcrEngine
 from ingest.points import embed_chunks
 from rag.encoders import Encoders
 from rag.errors import BadInput, LimitExceeded, MmragError, NotFound
-from rag.media import MediaStore
+from rag.media import MediaStore, media_key
 from rag.settings import Settings
 from rag.store import VectorStore
 from rag.types import CollectionSpec, Filter
@@ -242,10 +242,10 @@ class IngestRunner:
             result.status, result.error = "failed", f"{name}: {type(exc).__name__}: {exc}"
 
     def _write(self, collection: str, name: str, doc_id: str, chunks: list, doc: Any) -> None:
-        side = self.settings.ingest.thumbnail_side
+        side = self.settings.ingest.media_max_side
         for page in doc.pages:
             if page.image is not None:
-                self.media.put(f"{doc_id}-p{page.page}", page.image, max_side=max(side, 2048))
+                self.media.put(media_key(doc_id, page.page), page.image, max_side=side)
         batch = self.settings.ingest.batch_size
         try:
             for i in range(0, len(chunks), batch):

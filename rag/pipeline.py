@@ -130,6 +130,8 @@ class Pipeline:
     ) -> tuple[str, list[Hit]]:
         from rag.generate.base import condense_query
 
+        if not question.strip() and image is None:
+            raise BadInput("ask needs a question, an image, or both")
         query = condense_query(question, history or []) if history else question
         hits = self.search(collection, query, image, limit or self.settings.generator.max_sources,
                            flt)
@@ -144,8 +146,6 @@ class Pipeline:
         flt: Filter | None = None,
         limit: int | None = None,
     ) -> Answer:
-        if not question.strip() and image is None:
-            raise BadInput("ask needs a question, an image, or both")
         _, hits = self._context(collection, question, image, history, flt, limit)
         return self.generator.generate(question, hits, history, image)
 
@@ -158,8 +158,6 @@ class Pipeline:
         flt: Filter | None = None,
         limit: int | None = None,
     ) -> Iterator[GenerationEvent]:
-        if not question.strip() and image is None:
-            raise BadInput("ask needs a question, an image, or both")
         _, hits = self._context(collection, question, image, history, flt, limit)
         return self.generator.stream(question, hits, history, image)
 

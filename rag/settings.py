@@ -88,7 +88,8 @@ class IngestSettings(_Section):
     max_file_bytes: int = 200 * 1024 * 1024
     max_pixels: int = 64_000_000
     max_pages: int = 2000
-    thumbnail_side: int = 1024
+    # Longer side of the pictures and page renders kept in the media store.
+    media_max_side: int = 2048
     batch_size: int = 64
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -273,3 +273,16 @@ def scored_hits(points: Iterable[Any], spec: CollectionSpec, with_vectors: bool)
         )
         for p in points
     ]
+
+
+def paged_hits(fetch: Callable[[Any], tuple[Sequence[Any], Any]]) -> Iterator[Hit]:
+    """Scroll pages as hits (score 0). ``fetch(offset)`` reads one page under the backend's
+    lock and returns (records, next offset); pages are yielded after it returns, so a
+    paused generator never holds the lock."""
+    offset: Any = None
+    while True:
+        records, offset = fetch(offset)
+        for record in records:
+            yield Hit.from_payload(str(record.id), 0.0, record.payload or {})
+        if offset is None or not records:
+            return

@@ -49,6 +49,7 @@ from rag.store._common import (
     clean_request,
     conflict,
     not_found,
+    paged_hits,
     scored_hits,
 )
 from rag.store._filters import INDEXED_KEYS, Conditions, MatchAnyOf, NumberEquals, translate
@@ -325,12 +326,9 @@ class EdgeStore:
     def _pages(
         self, collection: str, engine_filter: qe.Filter | None, batch: int
     ) -> Iterator[Hit]:
-        offset: Any = None
-        while True:
-            # Read one page under the lock, yield it after releasing: a paused generator
-            # must never hold the shard's lock.
+        def fetch(offset: Any) -> tuple[Any, Any]:
             with self._use(collection, "scroll") as shard:
-                records, offset = shard.scroll(
+                return shard.scroll(
                     qe.ScrollRequest(
                         offset=offset,
                         limit=batch,
@@ -339,10 +337,8 @@ class EdgeStore:
                         with_vector=False,
                     )
                 )
-            for record in records:
-                yield Hit.from_payload(str(record.id), 0.0, record.payload or {})
-            if offset is None or not records:
-                return
+
+        return paged_hits(fetch)
 
     def count(self, collection: str, flt: Filter | None = None) -> int:
         engine_filter = _filter(translate(flt))

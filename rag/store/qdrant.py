@@ -42,6 +42,7 @@ from rag.store._common import (
     clean_request,
     conflict,
     not_found,
+    paged_hits,
     scored_hits,
 )
 from rag.store._filters import (
@@ -307,12 +308,9 @@ class QdrantStore:
     def _pages(
         self, collection: str, engine_filter: models.Filter | None, batch: int
     ) -> Iterator[Hit]:
-        offset: Any = None
-        while True:
-            # One page per call, yielded outside the lock: a paused generator must never
-            # hold local mode's lock.
+        def fetch(offset: Any) -> tuple[Any, Any]:
             with self._call(collection, "scroll") as client:
-                records, offset = client.scroll(
+                return client.scroll(
                     collection,
                     scroll_filter=engine_filter,
                     limit=batch,
@@ -320,10 +318,8 @@ class QdrantStore:
                     with_payload=True,
                     with_vectors=False,
                 )
-            for record in records:
-                yield Hit.from_payload(str(record.id), 0.0, record.payload or {})
-            if offset is None or not records:
-                return
+
+        return paged_hits(fetch)
 
     def count(self, collection: str, flt: Filter | None = None) -> int:
         check_name(collection)
