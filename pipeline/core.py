@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from rag.encoders import Encoders, build_encoders
 from rag.errors import BadInput, MmragError, NotFound
 from rag.media import MediaStore
-from rag.payload import parse_media_key
+from rag.payload import RECORD, parse_media_key
 from rag.rerank import build_reranker
 from rag.retrieve import Retriever
 from rag.settings import Settings
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from pipeline.jobs import Job, JobListener, JobRunner
-    from pipeline.runner import IngestReport, IngestRunner, ProgressFn
+    from pipeline.runner import FileItem, IngestReport, IngestRunner, ProgressFn
     from rag.generate.base import Generator
     from rag.ocr import OcrEngine
 
@@ -144,7 +144,7 @@ class Pipeline:
         progress: ProgressFn | None = None,
     ) -> IngestReport:
         """Ingest in-memory files under the given source names, in this thread."""
-        items = [(name, (lambda d=data: d)) for name, data in files.items()]
+        items: list[FileItem] = [(name, _constant(data)) for name, data in files.items()]
         return self._runner.run(collection, items, metadata=metadata, progress=progress)
 
     # --- jobs (uploads ingested in the background) ----------------------------------------
@@ -254,7 +254,7 @@ class Pipeline:
 
     # --- collections and documents --------------------------------------------------------
     def collections(self) -> list[dict[str, Any]]:
-        return [{"name": c, "points": self._store.count(c)} for c in self._store.collections()]
+        return [{"name": c, "points": self.count(c)} for c in self._store.collections()]
 
     def collection_names(self) -> list[str]:
         return self._store.collections()
@@ -269,12 +269,16 @@ class Pipeline:
         return not existed
 
     def count(self, collection: str) -> int:
-        return self._store.count(collection)
+        """Points of chunks, pictures and pages (completion records not counted)."""
+        records = self._store.count(collection, Filter(modality=[RECORD]))
+        return self._store.count(collection) - records
 
     def documents(self, collection: str) -> list[dict[str, Any]]:
         """One row per stored source: its doc id, type, pages and point count."""
         docs: dict[str, dict[str, Any]] = {}
         for hit in self._store.scroll(collection):
+            if hit.modality == RECORD:
+                continue
             row = docs.setdefault(
                 hit.source,
                 {"source": hit.source, "doc_id": hit.doc_id, "mime": hit.mime, "points": 0,
@@ -285,8 +289,10 @@ class Pipeline:
         return sorted(docs.values(), key=lambda r: r["source"])
 
     def delete_source(self, collection: str, source: str) -> int:
-        deleted = self._store.delete(collection, Filter(source=source))
-        if not deleted:
+        """Remove every point of ``source``; returns how many (records not counted)."""
+        records = self._store.count(collection, Filter(source=source, modality=[RECORD]))
+        deleted = self._store.delete(collection, Filter(source=source)) - records
+        if deleted <= 0:
             raise NotFound(f"{source!r} is not in collection {collection!r} "
                            f"(see `mmrag documents --collection {collection}`)")
         return deleted
@@ -308,3 +314,7 @@ class Pipeline:
         doc_id = parsed[0]
         return [c for c in self._store.collections()
                 if self._store.count(c, Filter(doc_id=doc_id))]
+
+
+def _constant(data: bytes) -> Callable[[], bytes]:
+    return lambda: data

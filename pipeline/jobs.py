@@ -244,7 +244,7 @@ class JobRunner:
             def on_progress(p: Progress) -> None:
                 job.files_done, job.chunks = p.files_done, p.chunks
                 if p.result is not None:
-                    job.files[p.files_done - 1] = p.result
+                    job.files[p.index] = p.result
                     self.store.save(job)
 
             report = self.runner.run(
