@@ -41,6 +41,7 @@ def _start(settings: Settings, metrics: Metrics) -> RagService:
     pipeline = Pipeline(settings)
     try:
         pipeline.load()
+        pipeline.pin_store()  # the server is the embedded store's one user; the CLI asks it
         service = RagService(settings, pipeline, metrics)
         resumed = pipeline.resume_jobs()
         for _ in resumed:

@@ -37,6 +37,9 @@ class StoreSettings(_Section):
     prefer_grpc: bool = False
     # edge backend: call optimize() (builds HNSW) after an ingest that adds this many points.
     optimize_after: int = 2000
+    # Embedded stores are used by one process at a time: how long a command waits for
+    # another one (an ingest in another terminal) before giving up with a message.
+    lock_timeout_s: float = 600.0
 
 
 class ClipSettings(_Section):

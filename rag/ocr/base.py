@@ -122,8 +122,8 @@ def is_blank(image: Image.Image, max_range: int) -> bool:
     """
     thumb = image.convert("L")
     thumb.thumbnail((1024, 1024))
-    low, high = thumb.getextrema()
-    return int(high) - int(low) <= max_range
+    low, high = thumb.getextrema()  # one band: (min, max)
+    return float(high) - float(low) <= max_range  # type: ignore[arg-type]
 
 
 class SkipBlank:
