@@ -54,7 +54,7 @@ def _start(settings: Settings, metrics: Metrics) -> RagService:
         raise
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, local_token: str | None = None) -> FastAPI:
     metrics = Metrics()
 
     @asynccontextmanager
@@ -80,7 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.auth = Authenticator(settings.api)
+    app.state.auth = Authenticator(settings.api, local_token)
     app.state.metrics = metrics
     app.state.service = None
     errors.install(app)

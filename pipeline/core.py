@@ -198,6 +198,21 @@ class Pipeline:
         job = self._jobs.store.new(collection, names, metadata)
         return job, self._jobs.store.spool_dir(job.id)
 
+    @_gated
+    def submit_path_job(self, collection: str, paths: list[str], cwd: str,
+                        metadata: dict[str, Any] | None = None) -> Job:
+        """A job over files on this machine, read in place (``cwd`` resolves relative
+        paths, whose names are kept as given, as ``mmrag ingest`` would)."""
+        from pipeline.runner import list_files
+
+        if not os.path.isabs(cwd):
+            raise BadInput(f"cwd must be an absolute path, got {cwd!r}")
+        self._runner.ensure(collection)
+        names = list_files(paths, cwd)
+        job = self._jobs.store.new(collection, names, metadata)
+        job.base_dir = cwd
+        return self._jobs.submit(job)
+
     def submit_job(self, job: Job) -> Job:
         return self._jobs.submit(job)
 

@@ -23,13 +23,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ingest.hashing import point_id, sha256_bytes
 from ingest.points import embed_chunks
 from pipeline.prepare import Prepared, WorkerPool, prepare, resolve_workers
+from pipeline.report import FileResult, FileStatus, IngestReport, Progress, ProgressFn  # noqa: F401
 from rag.encoders import Encoders
 from rag.errors import LimitExceeded, MmragError, NotFound
 from rag.media import MediaStore
@@ -38,64 +39,6 @@ from rag.payload import RECORD, record_payload
 from rag.settings import Settings
 from rag.store import VectorStore
 from rag.types import CollectionSpec, Filter, Point
-
-FileStatus = Literal["pending", "added", "replaced", "unchanged", "duplicate", "failed"]
-
-
-@dataclass
-class FileResult:
-    source: str
-    status: FileStatus = "pending"
-    points: int = 0
-    chunks: int = 0
-    doc_id: str = ""
-    error: str | None = None
-
-
-@dataclass
-class IngestReport:
-    collection: str
-    files: list[FileResult] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def count(self, status: str) -> int:
-        return sum(1 for f in self.files if f.status == status)
-
-    @property
-    def points_written(self) -> int:
-        return sum(f.points for f in self.files if f.status in ("added", "replaced"))
-
-    @property
-    def failed(self) -> list[FileResult]:
-        return [f for f in self.files if f.status == "failed"]
-
-    def summary(self) -> str:
-        parts = [
-            f"{self.count(s)} {s}"
-            for s in ("added", "replaced", "unchanged", "duplicate", "failed")
-            if self.count(s)
-        ]
-        return (
-            f"{len(self.files)} files into {self.collection!r}: "
-            + (", ".join(parts) or "nothing to do")
-            + f"; {self.points_written} points written in {self.seconds:.1f}s"
-        )
-
-
-@dataclass
-class Progress:
-    """What a progress display needs after each step. Files may finish out of order
-    (a pool prepares several at once): ``index`` is the position of ``result``."""
-
-    files_done: int
-    files_total: int
-    chunks: int
-    current: str
-    result: FileResult | None = None
-    index: int = -1
-
-
-ProgressFn = Callable[[Progress], None]
 
 #: A file to ingest: its source name and a function that returns its bytes.
 FileItem = tuple[str, Callable[[], bytes]]
@@ -119,37 +62,48 @@ def iter_paths(paths: Iterable[str | os.PathLike[str]]) -> Iterator[str]:
             yield os.path.normpath(str(p))
 
 
+def file_reader(name: str, max_bytes: int, base_dir: str | None = None) -> Callable[[], bytes]:
+    """Reads the file ``name`` (relative to ``base_dir`` when given) within the limit."""
+    path = os.path.join(base_dir, name) if base_dir else name
+
+    def read() -> bytes:
+        try:
+            size = os.path.getsize(path)
+        except OSError as exc:
+            raise NotFound(f"{name}: cannot read ({exc.strerror or exc})") from exc
+        if size > max_bytes:
+            raise LimitExceeded(
+                f"{name}: {size} bytes is over the {max_bytes} byte limit "
+                "(ingest.max_file_bytes)"
+            )
+        try:
+            return Path(path).read_bytes()
+        except OSError as exc:
+            raise NotFound(f"{name}: cannot read ({exc.strerror or exc})") from exc
+
+    return read
+
+
+def list_files(paths: Iterable[str | os.PathLike[str]], base_dir: str | None = None
+               ) -> list[str]:
+    """Source names of the files under ``paths``; relative ones resolved against
+    ``base_dir`` (another process's working directory) keep the names as given."""
+    if not base_dir:
+        return list(iter_paths(paths))
+    names: list[str] = []
+    for raw in paths:
+        if os.path.isabs(raw):
+            names.extend(iter_paths([raw]))
+        else:
+            names.extend(os.path.relpath(p, base_dir)
+                         for p in iter_paths([os.path.join(base_dir, raw)]))
+    return names
+
+
 def file_items(
     paths: Iterable[str | os.PathLike[str]], max_bytes: int, base_dir: str | None = None
 ) -> list[FileItem]:
-    """Items for the files under ``paths``; relative paths are read from ``base_dir``
-    (another process's working directory) when given, and keep their names as given."""
-
-    def reader(name: str) -> Callable[[], bytes]:
-        path = os.path.join(base_dir, name) if base_dir else name
-
-        def read() -> bytes:
-            try:
-                size = os.path.getsize(path)
-            except OSError as exc:
-                raise NotFound(f"{path}: cannot read ({exc.strerror or exc})") from exc
-            if size > max_bytes:
-                raise LimitExceeded(
-                    f"{path}: {size} bytes is over the {max_bytes} byte limit "
-                    "(ingest.max_file_bytes)"
-                )
-            try:
-                return Path(path).read_bytes()
-            except OSError as exc:
-                raise NotFound(f"{path}: cannot read ({exc.strerror or exc})") from exc
-
-        return read
-
-    if base_dir:
-        listed = [os.path.relpath(p, base_dir) if not os.path.isabs(str(raw)) else p
-                  for raw in paths for p in iter_paths([os.path.join(base_dir, raw)])]
-        return [(p, reader(p)) for p in listed]
-    return [(p, reader(p)) for p in iter_paths(paths)]
+    return [(n, file_reader(n, max_bytes, base_dir)) for n in list_files(paths, base_dir)]
 
 
 #: Chunk number of a document's completion record (pages use 0.., visual points -1).
