@@ -12,7 +12,7 @@ route cannot forget it; ``/healthz`` and ``/readyz`` are open for orchestrators.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
@@ -54,7 +54,11 @@ def _start(settings: Settings, metrics: Metrics) -> RagService:
         raise
 
 
-def create_app(settings: Settings, local_token: str | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    local_token: str | None = None,
+    on_shutdown: Callable[[], None] | None = None,
+) -> FastAPI:
     metrics = Metrics()
 
     @asynccontextmanager
@@ -68,6 +72,8 @@ def create_app(settings: Settings, local_token: str | None = None) -> FastAPI:
         finally:
             app.state.service = None
             await run_in_threadpool(service.close)
+            if on_shutdown is not None:
+                on_shutdown()
 
     json_limit = ImagePolicy.from_settings(settings).max_bytes * 4 // 3 + _JSON_OVERHEAD
     upload_limit = upload_body_limit(
