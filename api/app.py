@@ -14,20 +14,28 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
 
 from api import errors
 from api.auth import Authenticator
 from api.deps import get_principal
+from api.errors import NotReady
 from api.images import ImagePolicy
 from api.limits import BodyLimitMiddleware, upload_body_limit
 from api.metrics import Metrics, MetricsMiddleware
-from api.routers import chat, collections, documents, health, jobs, media, models, search
+from api.routers import chat, collections, documents, health, jobs, media, models, page, search
 from api.service import RagService
 from ingest.runner import JobStore
+from mcpserver.http import PATH as MCP_PATH
+from mcpserver.http import McpEndpoint
 from rag.settings import Settings
+
+if TYPE_CHECKING:
+    from rag.pipeline import Pipeline
 
 log = logging.getLogger("mmrag.api")
 
@@ -62,7 +70,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.pipeline = service.pipeline
         log.info("mmrag API ready (profile %s, data in %s)", settings.profile, settings.data_path)
         try:
-            yield
+            async with mcp.run():
+                yield
         finally:
             app.state.service = None
             await run_in_threadpool(service.close)
@@ -83,6 +92,17 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.service = None
     errors.install(app)
 
+    def pipeline() -> Pipeline:
+        service: RagService | None = app.state.service
+        if service is None:
+            raise NotReady("the server is starting: models are still loading")
+        return service.pipeline
+
+    # MCP over streamable HTTP: the same keys and scopes, checked by the endpoint itself.
+    mcp = McpEndpoint(pipeline, settings, app.state.auth, json_limit)
+    app.router.routes.append(Route(MCP_PATH, mcp, methods=["GET", "POST", "DELETE"],
+                                   include_in_schema=False))
+
     app.add_middleware(BodyLimitMiddleware, json_bytes=json_limit, multipart_bytes=upload_limit)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
@@ -92,4 +112,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router, dependencies=keyed, max_body_size=json_limit)
     app.include_router(documents.router, dependencies=keyed, max_body_size=upload_limit)
     app.include_router(health.router, max_body_size=json_limit)
+    # The chat page and its static files: public (they hold no data; the page asks for a
+    # key when the API answers 401).
+    app.include_router(page.router)
+    page.mount_static(app)
     return app

@@ -266,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_commands(sub, _common)
+    from cli.mcp import add_commands as add_mcp
+
+    add_mcp(sub, _common)
     return parser
 
 

@@ -108,6 +108,17 @@ class Pipeline:
         items = file_items(paths, self.settings.ingest.max_file_bytes)
         return self.runner.run(collection, items, metadata=metadata, progress=progress)
 
+    def ingest_bytes(
+        self,
+        collection: str,
+        files: list[tuple[str, bytes]],
+        metadata: dict[str, Any] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> IngestReport:
+        """Ingest files already in memory (uploads), each under its given source name."""
+        items = [(name, functools.partial(bytes, data)) for name, data in files]
+        return self.runner.run(collection, items, metadata=metadata, progress=progress)
+
     # --- retrieval and answers ------------------------------------------------------------
     def search(
         self,
@@ -187,3 +198,9 @@ class Pipeline:
 
     def drop(self, collection: str) -> None:
         self.store.drop(collection)
+
+    # --- media ------------------------------------------------------------------------------
+    def media_bytes(self, key: str, size: int | None = None) -> bytes:
+        """WebP bytes of a stored page or picture; a thumbnail whose longer side is ``size``
+        when given. Raises :class:`~rag.errors.NotFound` for an unknown key."""
+        return self.media.read_bytes(key, size)
