@@ -5,7 +5,7 @@ DEMO_DATA ?= .mmrag-demo
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup test test-all demo lint bench examples clean
+.PHONY: setup browser test test-all demo lint bench examples clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -15,17 +15,24 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-test: setup
+# Headless Chromium for the chat-page tests, from Debian (Playwright drives it through
+# executable_path; no browser download).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$(test "$$(id -u)" -eq 0 || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+
+test: setup browser
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy rag ingest api cli
+	$(VENV)/bin/mypy rag ingest api cli mcpserver
 	$(PY) -m pytest -q
 
-test-all: setup
+test-all: setup browser
 	$(PY) -m pytest -q -m "slow or not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy rag ingest api cli
+	$(VENV)/bin/mypy rag ingest api cli mcpserver
 
 examples: setup
 	$(PY) examples/make_examples.py
@@ -39,6 +46,7 @@ demo: setup
 bench: setup
 	$(PY) benchmarks/bench_store.py
 	$(PY) benchmarks/bench_pipeline.py
+	$(PY) benchmarks/bench_mcp.py
 
 clean:
 	rm -rf $(DEMO_DATA) .pytest_cache

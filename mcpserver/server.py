@@ -178,11 +178,10 @@ class Tools:
             size = path.stat().st_size
         except OSError as exc:
             raise BadInput(f"image: cannot read {value} ({exc.strerror or exc})") from None
-        if size > self.settings.ingest.max_file_bytes:
-            raise LimitExceeded(
-                f"image: {value} is {size:,} bytes, over the {self.settings.ingest.max_file_bytes:,}"
-                " byte limit (ingest.max_file_bytes)"
-            )
+        limit = self.settings.ingest.max_file_bytes
+        if size > limit:
+            raise LimitExceeded(f"image: {value} is {size:,} bytes, over the {limit:,} byte "
+                                "limit (ingest.max_file_bytes)")
         return decode(path.read_bytes(), self.settings.ingest.max_pixels, str(path))
 
     # --- tools ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from rag.encoders import Encoders, build_encoders
@@ -116,7 +116,9 @@ class Pipeline:
         progress: ProgressFn | None = None,
     ) -> IngestReport:
         """Ingest files already in memory (uploads), each under its given source name."""
-        items = [(name, functools.partial(bytes, data)) for name, data in files]
+        items: list[tuple[str, Callable[[], bytes]]] = [
+            (name, functools.partial(bytes, data)) for name, data in files
+        ]
         return self.runner.run(collection, items, metadata=metadata, progress=progress)
 
     # --- retrieval and answers ------------------------------------------------------------

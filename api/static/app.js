@@ -14,7 +14,7 @@ const state = {
   turns: 0,
 };
 // Timings of the last answer, for people and for tests: ms from send to first token / end.
-window.mmragMetrics = { firstTokenMs: null, totalMs: null };
+window.mmragMetrics = { firstTokenMs: null, totalMs: null, deltas: 0, uploadEvents: 0 };
 
 function setStatus(text, error = false) {
   const el = $("status");
@@ -318,7 +318,7 @@ async function ask(event) {
   setStatus("Searching and answering…");
 
   const started = performance.now();
-  window.mmragMetrics = { firstTokenMs: null, totalMs: null };
+  Object.assign(window.mmragMetrics, { firstTokenMs: null, totalMs: null, deltas: 0 });
   let text = "";
   let citations = [];
   try {
@@ -339,6 +339,7 @@ async function ask(event) {
           answer.dataset.firstTokenMs = String(Math.round(window.mmragMetrics.firstTokenMs));
         }
         text += delta.content;
+        window.mmragMetrics.deltas += 1;
         answer.textContent = text;
       }
       if (chunk.citations) citations = chunk.citations;
@@ -421,6 +422,7 @@ async function upload() {
       const body = JSON.parse(data);
       if (event === "error") throw new ApiError(body.error ? body.error.message : data);
       job = body;
+      window.mmragMetrics.uploadEvents += 1;
       showJob(rows, job);
       return event !== "done";
     });
@@ -474,6 +476,7 @@ function init() {
   });
   $("upload-collection").addEventListener("input", (e) => { e.target.dataset.touched = "1"; });
   $("upload-input").addEventListener("change", upload);
+  $("key-cancel").addEventListener("click", () => $("key-dialog").close("cancel"));
   $("key-button").addEventListener("click", async () => {
     if (await askForKey("Enter the API key to use in this tab.")) loadCollections();
   });

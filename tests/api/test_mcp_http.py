@@ -37,7 +37,8 @@ def test_tools_are_listed_with_schemas_and_descriptions(server: Server) -> None:
         assert tool.input_schema["type"] == "object"
     search = tools["search"].input_schema
     assert search["required"] == ["collection"]
-    assert {"collection", "query", "image", "limit", "filter", "images"} <= set(search["properties"])
+    assert {"collection", "query", "image", "limit", "filter", "images"} <= set(
+        search["properties"])
     assert search["properties"]["limit"]["maximum"] == 50
     ask = tools["ask"].input_schema["properties"]
     assert {"question", "image", "history"} <= set(ask)

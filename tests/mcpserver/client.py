@@ -40,9 +40,12 @@ def stdio_params(data_dir: Path, profile: str = "offline") -> StdioServerParamet
 @asynccontextmanager
 async def http_client(url: str, key: str | None = None) -> AsyncIterator[Client]:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(60, read=300)) as http:
-        async with Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client:
-            yield client
+    timeout = httpx2.Timeout(60, read=300)
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=timeout) as http,
+        Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client,
+    ):
+        yield client
 
 
 def texts(result: CallToolResult) -> str:
