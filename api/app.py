@@ -1,6 +1,6 @@
 """The FastAPI app: ``create_app(settings)``.
 
-The lifespan builds exactly one :class:`~rag.pipeline.Pipeline`, loads its models before
+The lifespan builds exactly one :class:`~pipeline.Pipeline`, loads its models before
 the first request (a missing model fails start-up with its own message rather than the
 first user's request), and keeps it and the service on ``app.state``. Nothing is global,
 so tests and embedding applications can run several apps side by side.
@@ -14,28 +14,20 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
-from starlette.routing import Route
 
 from api import errors
 from api.auth import Authenticator
 from api.deps import get_principal
-from api.errors import NotReady
 from api.images import ImagePolicy
 from api.limits import BodyLimitMiddleware, upload_body_limit
 from api.metrics import Metrics, MetricsMiddleware
 from api.routers import chat, collections, documents, health, jobs, media, models, page, search
 from api.service import RagService
-from ingest.runner import JobStore
-from mcpserver.http import PATH as MCP_PATH
-from mcpserver.http import McpEndpoint
+from pipeline import Pipeline
 from rag.settings import Settings
-
-if TYPE_CHECKING:
-    from rag.pipeline import Pipeline
 
 log = logging.getLogger("mmrag.api")
 
@@ -44,20 +36,26 @@ _JSON_OVERHEAD = 2 * 1024 * 1024
 
 
 def _start(settings: Settings, metrics: Metrics) -> RagService:
-    """Build the pipeline and warm every stage it will use (blocking: models load)."""
-    from rag.pipeline import Pipeline
-
+    """Build the pipeline, warm every stage (blocking: models load) and resume the
+    ingest jobs a previous process left unfinished."""
     pipeline = Pipeline(settings)
     try:
         pipeline.load()
-        # Build the lazily-created stages now, in one thread, rather than racing to
-        # build them in the first concurrent requests.
-        _ = pipeline.store, pipeline.media, pipeline.retriever, pipeline.runner
-        pipeline.generator.load()
-        return RagService(settings, pipeline, JobStore(settings.data_path / "jobs"), metrics)
+        service = RagService(settings, pipeline, metrics)
+        resumed = pipeline.resume_jobs()
+        for _ in resumed:
+            metrics.jobs_running.inc()
+        if resumed:
+            log.info("resumed %d interrupted ingest job(s)", len(resumed))
+        return service
     except BaseException:
         pipeline.close()
         raise
+
+
+def json_body_limit(settings: Settings) -> int:
+    """The cap on a JSON request body: one base64 image plus the conversation."""
+    return ImagePolicy.from_settings(settings).max_bytes * 4 // 3 + _JSON_OVERHEAD
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -70,13 +68,12 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.pipeline = service.pipeline
         log.info("mmrag API ready (profile %s, data in %s)", settings.profile, settings.data_path)
         try:
-            async with mcp.run():
-                yield
+            yield
         finally:
             app.state.service = None
             await run_in_threadpool(service.close)
 
-    json_limit = ImagePolicy.from_settings(settings).max_bytes * 4 // 3 + _JSON_OVERHEAD
+    json_limit = json_body_limit(settings)
     upload_limit = upload_body_limit(
         settings.api.max_upload_bytes, settings.api.max_files_per_request
     )
@@ -91,17 +88,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = metrics
     app.state.service = None
     errors.install(app)
-
-    def pipeline() -> Pipeline:
-        service: RagService | None = app.state.service
-        if service is None:
-            raise NotReady("the server is starting: models are still loading")
-        return service.pipeline
-
-    # MCP over streamable HTTP: the same keys and scopes, checked by the endpoint itself.
-    mcp = McpEndpoint(pipeline, settings, app.state.auth, json_limit)
-    app.router.routes.append(Route(MCP_PATH, mcp, methods=["GET", "POST", "DELETE"],
-                                   include_in_schema=False))
 
     app.add_middleware(BodyLimitMiddleware, json_bytes=json_limit, multipart_bytes=upload_limit)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

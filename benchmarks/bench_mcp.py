@@ -42,6 +42,7 @@ from mcp import Client, StdioServerParameters  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
 from api.app import create_app  # noqa: E402
+from mcpserver.http import mount as mount_mcp  # noqa: E402
 from rag.settings import load_settings  # noqa: E402
 
 COLLECTION = "bench"
@@ -172,13 +173,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         settings = load_settings("offline", overrides={"data_dir": data})
-        from rag.pipeline import Pipeline
+        from pipeline import Pipeline
 
         pipe = Pipeline(settings)
         report = pipe.ingest(COLLECTION, [str(CORPUS)])
         pipe.close()
         print(report.summary(), file=sys.stderr)
-        with running(create_app(settings)) as url:
+        app = create_app(settings)
+        mount_mcp(app)
+        with running(app) as url:
             http = over_http(url, qs, args.calls, args.asks)
             raw, gz, ttft = page_figures(url, qs, args.asks)
         start, stdio = over_stdio(data, qs, args.calls, args.asks)

@@ -12,23 +12,21 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rag.pipeline import Pipeline
-
-CommonFn = Callable[[argparse.ArgumentParser], None]
+    from pipeline import Pipeline
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:
     import anyio.to_thread
 
-    from cli.main import settings_from_args
+    from cli.common import settings_from_args
     from mcpserver import build_server
+    from pipeline import Pipeline
     from rag.errors import MmragError
-    from rag.pipeline import Pipeline
 
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
     settings = settings_from_args(args)
@@ -70,10 +68,12 @@ def _first_mmrag_error(group: BaseExceptionGroup[Any]) -> Exception | None:
     return None
 
 
-def add_commands(sub: Any, common: CommonFn) -> None:
+def add_commands(sub: Any) -> None:
+    from cli.common import common_options
+
     p = sub.add_parser(
         "mcp", help="serve the MCP tools (search, ask, collections, documents, ingest, "
                     "delete) over stdio for assistants",
     )
-    common(p)
+    common_options(p)
     p.set_defaults(func=cmd_mcp)

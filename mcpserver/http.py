@@ -1,5 +1,8 @@
 """MCP over streamable HTTP at ``/mcp``, inside the API app and behind its API keys.
 
+:func:`mount` adds it to an app from :func:`api.app.create_app` (``mmrag serve`` does);
+the API itself does not import this package (surfaces sit side by side, DESIGN.md).
+
 Every HTTP request to ``/mcp`` passes :class:`~api.auth.Authenticator` first: a missing
 or wrong key is a 401 before the SDK sees the body. The caller's
 :class:`~api.auth.Principal` travels in the ASGI scope to the tools
@@ -15,19 +18,27 @@ page in the user's browser cannot drive the keyless endpoint either.
 from __future__ import annotations
 
 import json
-from contextlib import AbstractAsyncContextManager
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.transport_security import TransportSecuritySettings
+from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from api.app import json_body_limit
 from api.auth import Authenticator
-from api.errors import error_payload
+from api.errors import NotReady, error_payload
 from mcpserver.server import PRINCIPAL_SCOPE_KEY, PipelineFn, build_server
 from rag.errors import Unauthorized
 from rag.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from pipeline import Pipeline
 
 PATH = "/mcp"
 
@@ -88,3 +99,30 @@ async def _unauthorized(send: Send, message: str) -> None:
     }
     await send(start)
     await send({"type": "http.response.body", "body": body})
+
+
+def mount(app: FastAPI) -> McpEndpoint:
+    """Serve MCP at ``/mcp`` of ``app``: its keys, its pipeline, inside its lifespan."""
+    settings: Settings = app.state.settings
+
+    def pipeline() -> Pipeline:
+        found: Pipeline | None = getattr(app.state, "pipeline", None)
+        if found is None or getattr(app.state, "service", None) is None:
+            raise NotReady("the server is starting: models are still loading")
+        return found
+
+    endpoint = McpEndpoint(pipeline, settings, app.state.auth, json_body_limit(settings))
+    app.router.routes.append(
+        Route(PATH, endpoint, methods=["GET", "POST", "DELETE"], include_in_schema=False)
+    )
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        # The API's lifespan first (it loads the pipeline), then MCP's sessions, which
+        # end before the pipeline closes.
+        async with inner(a) as state, endpoint.run():
+            yield state
+
+    app.router.lifespan_context = lifespan
+    return endpoint

@@ -63,12 +63,12 @@ def answer_text(answer: Answer) -> str:
 
 
 def citation_media(answer: Answer, citation: Citation) -> str | None:
-    """The media key of a cited source: from the hit it came from, else from its URL."""
+    """The media key of a cited source: its own, else that of the hit it came from."""
+    if citation.media:
+        return citation.media
     for h in answer.hits:
         if (h.doc_id, h.page, h.chunk) == (citation.doc_id, citation.page, citation.chunk):
             return h.media
-    if citation.media_url:
-        return citation.media_url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
     return None
 
 

@@ -43,8 +43,8 @@ from rag.types import Filter
 if TYPE_CHECKING:
     from PIL import Image
 
-    from ingest.runner import IngestReport, Progress
-    from rag.pipeline import Pipeline
+    from pipeline import Pipeline
+    from pipeline.runner import IngestReport, Progress
 
 log = logging.getLogger("mmrag.mcp")
 
@@ -159,7 +159,7 @@ class Tools:
         return name
 
     def _names(self) -> set[str]:
-        return {row["name"] for row in self.pipeline.collections()}
+        return set(self.pipeline.collection_names())
 
     def image(self, value: str | None) -> Image.Image | None:
         if not value or not value.strip():
@@ -294,7 +294,7 @@ class Tools:
                                 f"{api.max_files_per_request} (api.max_files_per_request)")
         names = source_names([f.name for f in files])
         blobs = [(n, _b64(f, api.max_upload_bytes)) for n, f in zip(names, files, strict=True)]
-        report = self.pipeline.ingest_bytes(collection, blobs, metadata or {},
+        report = self.pipeline.ingest_bytes(collection, dict(blobs), metadata or {},
                                             progress=self._progress(ctx))
         return _report(report)
 
@@ -339,12 +339,10 @@ class Tools:
     def media_resource(self, key: str, ctx: Context | None = None) -> bytes:
         try:
             principal = self.principal(ctx)
-            if not principal.unrestricted:
-                doc_id = key.rsplit("-p", 1)[0]
-                visible = [n for n in self._names() if principal.can_see(n)]
-                if not any(r["doc_id"] == doc_id for n in visible
-                           for r in self.pipeline.documents(n)):
-                    raise NotFound(f"media {key!r} does not exist")
+            if not principal.unrestricted and not any(
+                principal.can_see(n) for n in self.pipeline.media_collections(key)
+            ):
+                raise NotFound(f"media {key!r} does not exist")
             return self.pipeline.media_bytes(key, None)
         except MmragError as exc:
             raise ResourceError(str(exc)) from None

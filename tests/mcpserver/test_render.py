@@ -57,9 +57,12 @@ def test_citation_media_from_the_hit_or_the_url() -> None:
                  doc_id="d1", chunk=0)
     answer = Answer(text="x [1]", citations=[c], hits=[h])
     assert render.citation_media(answer, c) == "abc-p1"
-    orphan = Citation(index=2, source="s", page=2, modality="image", text="", score=1.0,
-                      doc_id="zz", media_url="/v1/media/ff00ff00-p2")
-    assert render.citation_media(answer, orphan) == "ff00ff00-p2"
+    own = Citation(index=2, source="s", page=2, modality="image", text="", score=1.0,
+                   doc_id="zz", media="ff00ff00-p2")
+    assert render.citation_media(answer, own) == "ff00ff00-p2"
+    orphan = Citation(index=3, source="s", page=3, modality="text", text="", score=1.0,
+                      doc_id="yy")
+    assert render.citation_media(answer, orphan) is None
     text = render.answer_text(Answer(text="x [1]", citations=[
         Citation(index=1, source="a.png", page=1, modality="image", text="hello", score=1.0,
                  box=(0.1, 0.2, 0.3, 0.4))]))

@@ -18,9 +18,9 @@ from PIL import Image, ImageDraw
 
 from ingest.chunking import chunk_document
 from ingest.loaders import load_document
-from ingest.ocr import BACKENDS, OcrEngine, RapidOcr, build_ocr, ocr_layout, ocr_text
-from ingest.ocr.base import quad_to_box, reading_order
 from rag.errors import ConfigError
+from rag.ocr import BACKENDS, OcrEngine, RapidOcr, build_ocr, ocr_layout, ocr_text
+from rag.ocr.base import quad_to_box, reading_order
 from rag.settings import ChunkSettings, IngestSettings, OcrSettings
 from rag.types import OcrBox
 from tests.ingest.files import encode, font, scanned_pdf, text_image
