@@ -24,7 +24,7 @@ from api.deps import get_principal
 from api.images import ImagePolicy
 from api.limits import BodyLimitMiddleware, upload_body_limit
 from api.metrics import Metrics, MetricsMiddleware
-from api.routers import chat, collections, documents, health, jobs, media, models, search
+from api.routers import chat, collections, documents, health, jobs, media, models, page, search
 from api.service import RagService
 from pipeline import Pipeline
 from rag.settings import Settings
@@ -54,6 +54,11 @@ def _start(settings: Settings, metrics: Metrics) -> RagService:
         raise
 
 
+def json_body_limit(settings: Settings) -> int:
+    """The cap on a JSON request body: one base64 image plus the conversation."""
+    return ImagePolicy.from_settings(settings).max_bytes * 4 // 3 + _JSON_OVERHEAD
+
+
 def create_app(
     settings: Settings,
     local_token: str | None = None,
@@ -75,7 +80,7 @@ def create_app(
             if on_shutdown is not None:
                 on_shutdown()
 
-    json_limit = ImagePolicy.from_settings(settings).max_bytes * 4 // 3 + _JSON_OVERHEAD
+    json_limit = json_body_limit(settings)
     upload_limit = upload_body_limit(
         settings.api.max_upload_bytes, settings.api.max_files_per_request
     )
@@ -100,4 +105,8 @@ def create_app(
         app.include_router(module.router, dependencies=keyed, max_body_size=json_limit)
     app.include_router(documents.router, dependencies=keyed, max_body_size=upload_limit)
     app.include_router(health.router, max_body_size=json_limit)
+    # The chat page and its static files: public (they hold no data; the page asks for a
+    # key when the API answers 401).
+    app.include_router(page.router)
+    page.mount_static(app)
     return app

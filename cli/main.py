@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cli import serve
+from cli import mcp, serve
 from cli.common import common_options, connect, open_image
 from rag.errors import MmragError, ModelUnavailable, UpstreamError
 from rag.types import MODALITIES, Filter
@@ -226,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     serve.add_commands(sub)
+    mcp.add_commands(sub)
     return parser
 
 

@@ -56,8 +56,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import create_app
+    from mcpserver.http import mount
 
-    print(f"mmrag: serving on http://{host}:{port} (profile {settings.profile})", file=sys.stderr)
+    print(f"mmrag: serving on http://{host}:{port} (profile {settings.profile}); chat page "
+          f"at /, MCP at /mcp", file=sys.stderr)
     # One worker: the embedded store lets one process open a collection at a time. Other
     # mmrag commands on this data dir find the server through server.json and use it.
     token = secrets.token_urlsafe(32)
@@ -65,6 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # `finally` here would not run); a killed server's file is ignored (its pid is dead).
     app = create_app(settings, local_token=token, on_shutdown=lambda: remove_server_file(
         settings.data_path, os.getpid()))
+    mount(app)  # MCP over streamable HTTP at /mcp, behind the same keys
     connect_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host.strip("[]")
     url = f"http://{'[' + connect_host + ']' if ':' in connect_host else connect_host}:{port}"
     write_server_file(settings.data_path, ServerInfo(url, os.getpid(), token))
