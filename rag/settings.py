@@ -40,6 +40,11 @@ class StoreSettings(_Section):
     # Embedded stores are used by one process at a time: how long a command waits for
     # another one (an ingest in another terminal) before giving up with a message.
     lock_timeout_s: float = 600.0
+    # Vector quantization of new collections: "int8" keeps a 4x smaller scalar-quantized
+    # copy of every dense vector in RAM and searches it, then rescores the best
+    # ``oversampling`` x limit candidates with the original vectors.
+    quantization: Literal["none", "int8"] = "none"
+    oversampling: float = 2.0
 
 
 class ClipSettings(_Section):
