@@ -89,8 +89,11 @@ def create_app(settings: Settings) -> FastAPI:
 
     # The key check is attached here, to every /v1 router, so no route can miss it.
     keyed = [Depends(get_principal)]
+    common = errors.responses(401, 403, 405, 503)
     for module in (chat, models, search, collections, jobs, media):
-        app.include_router(module.router, dependencies=keyed, max_body_size=json_limit)
-    app.include_router(documents.router, dependencies=keyed, max_body_size=upload_limit)
+        app.include_router(module.router, dependencies=keyed, max_body_size=json_limit,
+                           responses=common)
+    app.include_router(documents.router, dependencies=keyed, max_body_size=upload_limit,
+                       responses=common)
     app.include_router(health.router, max_body_size=json_limit)
     return app
