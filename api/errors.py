@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -136,11 +136,21 @@ def allowed_methods(app: Any, scope: Scope) -> list[str]:
     first route that matched the path (``GET`` for ``PUT /v1/collections``, though
     ``POST`` is allowed too)."""
     methods: set[str] = set()
-    for route in getattr(app, "routes", []):
+    for route in _flat(getattr(app, "routes", [])):
         match, _ = route.matches(scope)
         if match != Match.NONE:
             methods |= set(getattr(route, "methods", None) or ())
     return sorted(methods)
+
+
+def _flat(routes: Sequence[Any]) -> Iterator[Any]:
+    """Routes, with included routers (FastAPI keeps them as one entry each) opened up."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _flat(inner.routes)
+        else:
+            yield route
 
 
 class ErrorBody(BaseModel):

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import ipaddress
 import socket
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
@@ -53,11 +55,13 @@ class ImagePolicy:
     max_bytes: int
     allowlist: tuple[str, ...] = ()
     timeout_s: float = FETCH_TIMEOUT_S
+    ingest_max_pixels: int = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ImagePolicy:
         return cls(
             max_pixels=min(settings.ingest.max_pixels, settings.api.max_image_pixels),
+            ingest_max_pixels=settings.ingest.max_pixels,
             max_bytes=min(settings.api.max_upload_bytes, FETCH_MAX_BYTES),
             allowlist=tuple(h.lower().strip() for h in settings.api.image_url_allowlist),
         )
@@ -73,7 +77,30 @@ def load_image(url: str, policy: ImagePolicy, name: str = "image_url") -> Image.
         data = fetch_image(url, policy, name)
     else:
         raise BadInput(f"{name}: unsupported URL scheme {scheme or '(none)'!r}; {_HINT}")
-    return decode(data, policy.max_pixels, name)
+    check_pixels(data, policy.max_pixels, name)
+    return decode(data, policy.ingest_max_pixels or policy.max_pixels, name)
+
+
+def check_pixels(data: bytes, max_pixels: int, name: str = "image") -> None:
+    """Refuse a query image over ``api.max_image_pixels`` from its header alone (Pillow's
+    ``open`` is lazy: no pixel is decoded), so a small file that claims 62 megapixels
+    costs microseconds. Unreadable headers are left to :func:`decode` to report."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            width, height = Image.open(io.BytesIO(data)).size
+    except Image.DecompressionBombError:
+        width = height = max_pixels + 1
+    except Exception:
+        return
+    if width * height > max_pixels:
+        raise LimitExceeded(
+            f"{name}: the image is {width}x{height} = {width * height:,} pixels; query "
+            f"images may have at most {max_pixels:,} (api.max_image_pixels, capped by "
+            "ingest.max_pixels): scale it down"
+        )
 
 
 def decode(data: bytes, max_pixels: int, name: str = "image") -> Image.Image:
