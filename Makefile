@@ -6,7 +6,7 @@ PACKAGES := rag ingest pipeline api cli configs $(wildcard mcpserver)
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup test test-slow test-all check-install demo lint bench examples clean
+.PHONY: setup browser test test-slow test-all check-install demo lint bench examples clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,8 +22,16 @@ test: setup
 	$(VENV)/bin/mypy $(PACKAGES)
 	$(PY) -m pytest -q -m "not slow"
 
-# The slow tier: CLI subprocesses, real uvicorn servers, the full example eval.
-test-slow: setup
+# Headless Chromium for the chat-page tests (slow tier), from Debian: Playwright drives
+# it through executable_path; no browser download.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$(test "$$(id -u)" -eq 0 || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+
+# The slow tier: CLI subprocesses, real uvicorn servers, the full example eval, the
+# MCP stdio server and the chat page in Chromium.
+test-slow: setup browser
 	$(PY) -m pytest -q -m slow
 
 test-all: test test-slow check-install
@@ -58,6 +66,7 @@ demo: setup
 bench: setup
 	$(PY) benchmarks/bench_store.py
 	$(PY) benchmarks/bench_pipeline.py
+	$(PY) benchmarks/bench_mcp.py
 
 clean:
 	rm -rf $(DEMO_DATA) .pytest_cache

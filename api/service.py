@@ -231,6 +231,19 @@ class RagService:
             self.metrics.jobs_running.inc()
         return self._job(job)
 
+    def ingest_paths(self, name: str, req: s.PathIngest, principal: Principal) -> s.Job:
+        """Ingest files on this machine as a job: only for the local CLI (its token),
+        since it reads whatever the server process can read."""
+        if not principal.local:
+            raise Forbidden(
+                "ingesting server-side paths is only for the local mmrag CLI (the token in "
+                "the data dir's server.json); upload files instead"
+            )
+        job = self.pipeline.submit_path_job(name, req.paths, req.cwd, dict(req.metadata))
+        if self.metrics:
+            self.metrics.jobs_running.inc()
+        return self._job(job)
+
     def _count_job(self, job: Job) -> None:
         assert self.metrics is not None
         self.metrics.jobs_running.dec()

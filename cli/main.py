@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cli import serve
-from cli.common import common_options, open_image, pipeline_from_args
+from cli import mcp, serve
+from cli.common import common_options, connect, open_image
 from rag.errors import MmragError, ModelUnavailable, UpstreamError
 from rag.types import MODALITIES, Filter
 
@@ -42,13 +42,13 @@ def _progress_bar(total_hint: int | None = None) -> tuple[Any, Any]:
         bar.set_postfix_str(f"chunks={p.chunks} {Path(p.current).name[:40]}", refresh=False)
         bar.refresh()
         if p.result is not None and p.result.status == "failed":
-            bar.write(f"skipped {p.result.error}")
+            bar.write(f"skipped {p.result.error}", file=sys.stderr)
 
     return bar, on_progress
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    pipe = pipeline_from_args(args)
+    pipe = connect(args)
     meta = dict(kv.split("=", 1) for kv in (args.meta or []))
     bar, on_progress = _progress_bar()
     try:
@@ -62,7 +62,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     else:
         for f in report.files:
             if f.status == "duplicate":
-                print(f"duplicate {f.source}: {f.error}")
+                print(f"duplicate {f.source}: {f.error}", file=sys.stderr)
         print(report.summary())
         for f in report.failed:
             print(f"failed: {f.error}", file=sys.stderr)
@@ -70,7 +70,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    pipe = pipeline_from_args(args)
+    pipe = connect(args)
     try:
         hits = pipe.search(args.collection, args.text, open_image(args.image, pipe), args.limit,
                            _filter(args))
@@ -90,7 +90,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_collections(args: argparse.Namespace) -> int:
-    pipe = pipeline_from_args(args)
+    pipe = connect(args)
     try:
         rows = pipe.collections()
     finally:
@@ -106,7 +106,7 @@ def cmd_collections(args: argparse.Namespace) -> int:
 
 
 def cmd_documents(args: argparse.Namespace) -> int:
-    pipe = pipeline_from_args(args)
+    pipe = connect(args)
     try:
         rows = pipe.documents(args.collection)
     finally:
@@ -120,7 +120,7 @@ def cmd_documents(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    pipe = pipeline_from_args(args)
+    pipe = connect(args)
     try:
         n = pipe.delete_source(args.collection, args.source)
     finally:
@@ -130,7 +130,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_drop(args: argparse.Namespace) -> int:
-    pipe = pipeline_from_args(args)
+    pipe = connect(args)
     try:
         pipe.drop(args.collection)
     finally:
@@ -142,7 +142,7 @@ def cmd_drop(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from rag.evaluate import evaluate, read_queries
 
-    pipe = pipeline_from_args(args)
+    pipe = connect(args)
     queries = read_queries(Path(args.queries))
     from tqdm import tqdm
 
@@ -226,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     serve.add_commands(sub)
+    mcp.add_commands(sub)
     return parser
 
 

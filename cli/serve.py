@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import secrets
 import sys
 from typing import Any
 
-from cli.common import common_options, open_image, pipeline_from_args, settings_from_args
+from cli.common import common_options, connect, open_image, settings_from_args
+from cli.remote import ServerInfo, remove_server_file, write_server_file
 from rag.errors import ConfigError
 from rag.settings import ApiSettings
 from rag.types import Answer
@@ -53,10 +56,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import create_app
+    from mcpserver.http import mount
 
-    print(f"mmrag: serving on http://{host}:{port} (profile {settings.profile})", file=sys.stderr)
-    # One worker: the embedded store lets one process open a collection at a time.
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=args.log_level)
+    print(f"mmrag: serving on http://{host}:{port} (profile {settings.profile}); chat page "
+          f"at /, MCP at /mcp", file=sys.stderr)
+    # One worker: the embedded store lets one process open a collection at a time. Other
+    # mmrag commands on this data dir find the server through server.json and use it.
+    token = secrets.token_urlsafe(32)
+    # Removed at shutdown by the app (uvicorn ends the process by re-raising SIGTERM, so a
+    # `finally` here would not run); a killed server's file is ignored (its pid is dead).
+    app = create_app(settings, local_token=token, on_shutdown=lambda: remove_server_file(
+        settings.data_path, os.getpid()))
+    mount(app)  # MCP over streamable HTTP at /mcp, behind the same keys
+    connect_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host.strip("[]")
+    url = f"http://{'[' + connect_host + ']' if ':' in connect_host else connect_host}:{port}"
+    write_server_file(settings.data_path, ServerInfo(url, os.getpid(), token))
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=args.log_level)
+    finally:
+        remove_server_file(settings.data_path, os.getpid())
     return 0
 
 
@@ -77,7 +95,7 @@ def format_answer(answer: Answer) -> str:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    with pipeline_from_args(args) as pipe:
+    with connect(args) as pipe:
         answer = pipe.ask(args.collection, args.question, open_image(args.image, pipe),
                           limit=args.limit)
     if args.json:
@@ -93,7 +111,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--port", type=int, default=None, help="port (default: api.port, 8080)")
     p.add_argument("--log-level", default="info",
                    choices=["critical", "error", "warning", "info", "debug"])
-    common_options(p)
+    common_options(p, local_flag=False)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("ask", help="answer a question from a collection, with citations")

@@ -14,15 +14,16 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from pipeline.gate import NoGate, StoreGate
 from rag.encoders import Encoders, build_encoders
 from rag.errors import BadInput, MmragError, NotFound
 from rag.media import MediaStore
-from rag.payload import parse_media_key
+from rag.payload import RECORD, parse_media_key
 from rag.rerank import build_reranker
 from rag.retrieve import Retriever
 from rag.settings import Settings
@@ -33,14 +34,31 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from pipeline.jobs import Job, JobListener, JobRunner
-    from pipeline.runner import IngestReport, IngestRunner, ProgressFn
+    from pipeline.runner import FileItem, IngestReport, IngestRunner, ProgressFn
     from rag.generate.base import Generator
     from rag.ocr import OcrEngine
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _gated(method: F) -> F:
+    """Run a store-touching method while this process holds the store (see gate.py)."""
+
+    @functools.wraps(method)
+    def wrapper(self: Pipeline, *args: Any, **kwargs: Any) -> Any:
+        with self._gate.hold():
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 class Pipeline:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, on_wait: Callable[[str], None] | None = None
+                 ) -> None:
         self.settings = settings
+        #: Told (once per wait) when another process holds the embedded store.
+        self.on_wait = on_wait
         if settings.offline:
             # Never wait on a model hub that is not there: fail fast with our own message.
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -60,6 +78,23 @@ class Pipeline:
     @functools.cached_property
     def _store(self) -> VectorStore:
         return build_store(self.settings)
+
+    @functools.cached_property
+    def _gate(self) -> StoreGate | NoGate:
+        store = self.settings.store
+        if store.backend == "edge" or (store.backend == "qdrant" and store.path):
+            return StoreGate(self.settings.data_path / "store.lock", self._release_store,
+                             timeout_s=self.settings.store.lock_timeout_s,
+                             on_wait=self.on_wait)
+        return NoGate()  # a Qdrant server takes any number of clients
+
+    def _release_store(self) -> None:
+        if "_store" in self.__dict__:
+            self._store.close()
+
+    def pin_store(self) -> None:
+        """Keep the embedded store for this process's lifetime (a server)."""
+        self._gate.pin()
 
     @functools.cached_property
     def _encoders(self) -> Encoders:
@@ -89,7 +124,9 @@ class Pipeline:
     def _runner(self) -> IngestRunner:
         from pipeline.runner import IngestRunner
 
-        return IngestRunner(self.settings, self._store, self._encoders, self._media, self._ocr)
+        runner = IngestRunner(self.settings, self._store, self._encoders, self._media, self._ocr)
+        runner.between_files = self._gate.let_waiters_in
+        return runner
 
     @functools.cached_property
     def _generator(self) -> Generator:
@@ -123,8 +160,11 @@ class Pipeline:
             self._jobs.close()
         if "_store" in self.__dict__:
             self._store.close()
+        if "_gate" in self.__dict__:
+            self._gate.close()
 
     # --- ingest ---------------------------------------------------------------------------
+    @_gated
     def ingest(
         self,
         collection: str,
@@ -137,6 +177,7 @@ class Pipeline:
         items = file_items(paths, self.settings.ingest.max_file_bytes)
         return self._runner.run(collection, items, metadata=metadata, progress=progress)
 
+    @_gated
     def ingest_bytes(
         self,
         collection: str,
@@ -145,10 +186,11 @@ class Pipeline:
         progress: ProgressFn | None = None,
     ) -> IngestReport:
         """Ingest in-memory files under the given source names, in this thread."""
-        items = [(name, (lambda d=data: d)) for name, data in files.items()]
+        items: list[FileItem] = [(name, _constant(data)) for name, data in files.items()]
         return self._runner.run(collection, items, metadata=metadata, progress=progress)
 
     # --- jobs (uploads ingested in the background) ----------------------------------------
+    @_gated
     def new_job(self, collection: str, names: list[str],
                 metadata: dict[str, Any] | None = None) -> tuple[Job, Path]:
         """A job for ``names`` (not yet queued) and the folder its files must be spooled
@@ -157,11 +199,27 @@ class Pipeline:
         job = self._jobs.store.new(collection, names, metadata)
         return job, self._jobs.store.spool_dir(job.id)
 
+    @_gated
+    def submit_path_job(self, collection: str, paths: list[str], cwd: str,
+                        metadata: dict[str, Any] | None = None) -> Job:
+        """A job over files on this machine, read in place (``cwd`` resolves relative
+        paths, whose names are kept as given, as ``mmrag ingest`` would)."""
+        from pipeline.runner import list_files
+
+        if not os.path.isabs(cwd):
+            raise BadInput(f"cwd must be an absolute path, got {cwd!r}")
+        self._runner.ensure(collection)
+        names = list_files(paths, cwd)
+        job = self._jobs.store.new(collection, names, metadata)
+        job.base_dir = cwd
+        return self._jobs.submit(job)
+
     def new_spool(self) -> Path:
         """An empty folder on the data dir's disk to receive an upload into, file by file
         as ``00000``, ``00001``, ...; then :meth:`submit_spooled` or :meth:`discard_spool`."""
         return self._jobs.store.new_incoming()
 
+    @_gated
     def submit_spooled(self, collection: str, names: list[str], spool: Path,
                        metadata: dict[str, Any] | None = None) -> Job:
         """Queue an ingest job over the files received into ``spool`` (from
@@ -195,6 +253,7 @@ class Pipeline:
         self._jobs.listeners.append(listener)
 
     # --- retrieval and answers ------------------------------------------------------------
+    @_gated
     def search(
         self,
         collection: str,
@@ -205,6 +264,7 @@ class Pipeline:
     ) -> list[Hit]:
         return self._retriever.search(collection, text, image, limit, flt)
 
+    @_gated
     def _context(
         self,
         collection: str,
@@ -271,28 +331,38 @@ class Pipeline:
         return self.decode_image(str(path), data)
 
     # --- collections and documents --------------------------------------------------------
+    @_gated
     def collections(self) -> list[dict[str, Any]]:
-        return [{"name": c, "points": self._store.count(c)} for c in self._store.collections()]
+        return [{"name": c, "points": self.count(c)} for c in self._store.collections()]
 
+    @_gated
     def collection_names(self) -> list[str]:
         return self._store.collections()
 
+    @_gated
     def has_collection(self, name: str) -> bool:
         return name in self._store.collections()
 
+    @_gated
     def ensure_collection(self, name: str) -> bool:
         """Create ``name`` with this profile's vectors if missing; True if it was created."""
         existed = self.has_collection(name)
         self._runner.ensure(name)
         return not existed
 
+    @_gated
     def count(self, collection: str) -> int:
-        return self._store.count(collection)
+        """Points of chunks, pictures and pages (completion records not counted)."""
+        records = self._store.count(collection, Filter(modality=[RECORD]))
+        return self._store.count(collection) - records
 
+    @_gated
     def documents(self, collection: str) -> list[dict[str, Any]]:
         """One row per stored source: its doc id, type, pages and point count."""
         docs: dict[str, dict[str, Any]] = {}
         for hit in self._store.scroll(collection):
+            if hit.modality == RECORD:
+                continue
             row = docs.setdefault(
                 hit.source,
                 {"source": hit.source, "doc_id": hit.doc_id, "mime": hit.mime, "points": 0,
@@ -302,13 +372,17 @@ class Pipeline:
             row["pages"] = max(row["pages"], hit.page)
         return sorted(docs.values(), key=lambda r: r["source"])
 
+    @_gated
     def delete_source(self, collection: str, source: str) -> int:
-        deleted = self._store.delete(collection, Filter(source=source))
-        if not deleted:
+        """Remove every point of ``source``; returns how many (records not counted)."""
+        records = self._store.count(collection, Filter(source=source, modality=[RECORD]))
+        deleted = self._store.delete(collection, Filter(source=source)) - records
+        if deleted <= 0:
             raise NotFound(f"{source!r} is not in collection {collection!r} "
                            f"(see `mmrag documents --collection {collection}`)")
         return deleted
 
+    @_gated
     def drop(self, collection: str) -> None:
         self._store.drop(collection)
 
@@ -317,6 +391,7 @@ class Pipeline:
         """WebP bytes of a stored picture or page render (a thumbnail with ``size``)."""
         return self._media.read_bytes(key, size)
 
+    @_gated
     def media_collections(self, key: str) -> list[str]:
         """The collections that store the document a media key belongs to: media files
         are shared by content, so access to one follows access to those collections."""
@@ -326,3 +401,7 @@ class Pipeline:
         doc_id = parsed[0]
         return [c for c in self._store.collections()
                 if self._store.count(c, Filter(doc_id=doc_id))]
+
+
+def _constant(data: bytes) -> Callable[[], bytes]:
+    return lambda: data

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pipeline.runner import FileItem, FileResult, IngestRunner, Progress
+from pipeline.runner import FileItem, FileResult, IngestRunner, Progress, file_reader
 from rag.errors import LimitExceeded, MmragError, NotFound, one_line
 
 log = logging.getLogger("mmrag.jobs")
@@ -57,6 +57,9 @@ class Job:
     error: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     attempts: int = 0
+    # Path jobs (the local CLI through a server) read files where they are, relative to
+    # this folder, instead of from the spool.
+    base_dir: str | None = None
 
     @property
     def final(self) -> bool:
@@ -189,6 +192,13 @@ class JobStore:
                 jobs.append(job)
         return sorted(jobs, key=lambda j: j.created)
 
+    def items(self, job: Job, max_bytes: int) -> list[FileItem]:
+        """The job's files: read where they are (path jobs) or from the spool."""
+        if job.base_dir is not None:
+            base = job.base_dir
+            return [(f.source, file_reader(f.source, max_bytes, base)) for f in job.files]
+        return self.spooled_items(job, max_bytes)
+
     def spooled_items(self, job: Job, max_bytes: int | None = None) -> list[FileItem]:
         """The job's files, read back from the spool in the order they were uploaded;
         one over ``max_bytes`` fails by its size, without being read into memory."""
@@ -274,13 +284,12 @@ class JobRunner:
             def on_progress(p: Progress) -> None:
                 job.files_done, job.chunks = p.files_done, p.chunks
                 if p.result is not None:
-                    job.files[p.files_done - 1] = p.result
+                    job.files[p.index] = p.result
                     self.store.save(job)
 
+            items = self.store.items(job, self.runner.settings.ingest.max_file_bytes)
             report = self.runner.run(
-                job.collection,
-                self.store.spooled_items(job, self.runner.settings.ingest.max_file_bytes),
-                metadata=job.metadata,
+                job.collection, items, metadata=job.metadata,
                 progress=on_progress,
             )
             complete(job, report.files)

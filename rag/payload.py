@@ -28,6 +28,11 @@ MEDIA = "media"
 META = "meta"
 TENANT = "tenant"
 
+# The modality of a document's completion record: a vector-less point written after all
+# of the document's points (see pipeline/runner.py); never returned by a vector search.
+RECORD = "record"
+POINTS = "points"
+
 # Keys worth a keyword payload index: every filter field except user metadata.
 INDEXED_KEYS: tuple[str, ...] = (MODALITY, SOURCE, PATH_PREFIXES, DOC_ID, TENANT)
 
@@ -92,3 +97,22 @@ def hit_from_payload(
         metadata=dict(payload.get(META) or {}),
         vectors=dict(vectors or {}),
     )
+
+
+def record_payload(doc_id: str, source: str, mime: str, points: int, tenant: str | None
+                   ) -> dict[str, Any]:
+    """The payload of a document's completion record: it exists only once all of the
+    document's ``points`` are stored."""
+    payload: dict[str, Any] = {
+        DOC_ID: doc_id,
+        SOURCE: source,
+        PATH_PREFIXES: path_prefixes(source),
+        MIME: mime,
+        MODALITY: RECORD,
+        PAGE: 0,
+        CHUNK: -2,
+        POINTS: points,
+    }
+    if tenant is not None:
+        payload[TENANT] = tenant
+    return payload

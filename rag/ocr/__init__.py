@@ -9,7 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rag.errors import ConfigError
-from rag.ocr.base import OcrEngine, ocr_layout, ocr_text, quad_to_box, reading_order
+from rag.ocr.base import (
+    OcrEngine,
+    SkipBlank,
+    is_blank,
+    ocr_layout,
+    ocr_text,
+    quad_to_box,
+    reading_order,
+)
 from rag.ocr.rapidocr import RapidOcr
 from rag.settings import OcrSettings
 
@@ -30,13 +38,16 @@ def build_ocr(settings: OcrSettings) -> OcrEngine | None:
     if factory is None:
         known = ", ".join(sorted(BACKENDS))
         raise ConfigError(f"unknown OCR backend {settings.backend!r}; known: {known}")
-    return factory(settings)
+    engine = factory(settings)
+    return SkipBlank(engine, settings.blank_range) if settings.blank_range >= 0 else engine
 
 
 __all__ = [
     "BACKENDS",
     "OcrEngine",
     "RapidOcr",
+    "SkipBlank",
+    "is_blank",
     "build_ocr",
     "ocr_layout",
     "ocr_text",

@@ -70,6 +70,7 @@ class RapidOcr:
                     max_side_len=int(self.settings.max_side),
                     det_limit_side_len=int(self.settings.max_side),
                     print_verbose=False,
+                    **_threads(self.settings.threads),
                     **_TUNING,
                 )
             except Exception as exc:  # onnxruntime / missing model files
@@ -104,6 +105,11 @@ class RapidOcr:
                 continue
             boxes.append(OcrBox(text, quad_to_box(quad, width, height), score))
         return boxes
+
+
+def _threads(n: int) -> dict[str, int]:
+    """onnxruntime intra-op threads for every model; nothing for its default."""
+    return {"intra_op_num_threads": n} if n > 0 else {}
 
 
 # RapidOCR scales images up until the shorter side is 30 px: a 2000 x 1 strip would

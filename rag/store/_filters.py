@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rag.errors import BadInput
-from rag.payload import DOC_ID, META, MODALITY, PATH_PREFIXES, SOURCE, TENANT
+from rag.payload import DOC_ID, META, MODALITY, PATH_PREFIXES, RECORD, SOURCE, TENANT
 from rag.types import MODALITIES, Filter
 
 Scalar = str | int | bool
@@ -64,7 +64,7 @@ def translate(flt: Filter | None) -> Conditions | None:
     must: list[Condition] = []
     must_not: list[Condition] = []
     if flt.modality:
-        unknown = sorted(set(flt.modality) - set(MODALITIES))
+        unknown = sorted(set(flt.modality) - {*MODALITIES, RECORD})
         if unknown:
             raise BadInput(
                 f"unknown modality {', '.join(map(repr, unknown))} in filter; "

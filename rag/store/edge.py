@@ -112,10 +112,15 @@ def _read_layout(path: Path) -> Layout | None:
     return layout
 
 
-def _config(spec: CollectionSpec) -> qe.EdgeConfig:
+def _config(spec: CollectionSpec, quantization: str) -> qe.EdgeConfig:
+    quant = (
+        qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=0.99, always_ram=True)
+        if quantization == "int8" else None
+    )
     return qe.EdgeConfig(
         vectors={
-            name: qe.EdgeVectorParams(size=size, distance=qe.Distance.Cosine)
+            name: qe.EdgeVectorParams(size=size, distance=qe.Distance.Cosine,
+                                      quantization_config=quant)
             for name, size in spec.dense.items()
         },
         sparse_vectors={
@@ -167,9 +172,15 @@ def _nearest(path: CleanPath) -> qe.Query:
 class EdgeStore(StoreBase):
     """:class:`~rag.store.base.VectorStore` on Qdrant Edge, persisted under ``root``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, quantization: str = "none", oversampling: float = 2.0
+                 ) -> None:
         # Cheap by design: nothing is created or opened until a collection is used.
         self.root = Path(root).expanduser()
+        self.quantization = quantization
+        # Dense searches rescore quantized candidates with the original vectors (a no-op
+        # on collections created without quantization).
+        self._params = qe.SearchParams(quantization=qe.QuantizationSearchParams(
+            rescore=True, oversampling=oversampling))
         self._lock = threading.Lock()  # guards _shards and folder-level changes
         self._shards: dict[str, _Shard] = {}
 
@@ -203,7 +214,7 @@ class EdgeStore(StoreBase):
         staging = self.root / f".creating-{collection}-{uuid.uuid4().hex}"
         try:
             with _engine("create", collection):
-                qe.EdgeShard.create(str(staging), _config(spec)).close()
+                qe.EdgeShard.create(str(staging), _config(spec, self.quantization)).close()
             # Fails if the name exists by now (another process won): compare with that.
             with contextlib.suppress(OSError):
                 os.rename(staging, self.root / collection)
@@ -274,6 +285,7 @@ class EdgeStore(StoreBase):
             engine_request = qe.QueryRequest(
                 limit=request.limit,
                 query=_nearest(paths[0]),
+                params=self._params if paths[0].dense is not None else None,
                 filter=engine_filter,
                 with_payload=True,
                 with_vector=request.with_vectors,
@@ -287,7 +299,8 @@ class EdgeStore(StoreBase):
                 # The filter goes into every prefetch too: filtering only the fused top
                 # would let non-matching points use up each path's prefetch limit.
                 prefetches=[
-                    qe.Prefetch(limit=p.limit, query=_nearest(p), filter=engine_filter)
+                    qe.Prefetch(limit=p.limit, query=_nearest(p), filter=engine_filter,
+                                params=self._params if p.dense is not None else None)
                     for p in paths
                 ],
                 query=fusion,  # type: ignore[arg-type]

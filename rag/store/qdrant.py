@@ -118,7 +118,13 @@ class QdrantStore(StoreBase):
         path: str | None = None,
         api_key: str | None = None,
         prefer_grpc: bool = False,
+        quantization: str = "none",
+        oversampling: float = 2.0,
     ) -> None:
+        self.quantization = quantization
+        # Local mode searches exactly (and warns about params); a server rescores.
+        self._params = None if (path is not None or url == LOCAL_MEMORY) else models.SearchParams(
+            quantization=models.QuantizationSearchParams(rescore=True, oversampling=oversampling))
         if url and path:
             raise ConfigError(
                 "the qdrant store takes store.url (a server, or ':memory:') or store.path "
@@ -196,6 +202,10 @@ class QdrantStore(StoreBase):
                 name: models.SparseVectorParams(modifier=models.Modifier.IDF)
                 for name in spec.sparse
             },
+            quantization_config=models.ScalarQuantization(
+                scalar=models.ScalarQuantizationConfig(
+                    type=models.ScalarType.INT8, quantile=0.99, always_ram=True)
+            ) if self.quantization == "int8" else None,
         )
 
     def spec(self, collection: str) -> CollectionSpec:
@@ -254,6 +264,7 @@ class QdrantStore(StoreBase):
                     query=_query_vector(paths[0]),
                     using=paths[0].using,
                     query_filter=engine_filter,
+                    search_params=self._params if paths[0].dense is not None else None,
                     limit=request.limit,
                     with_payload=True,
                     with_vectors=request.with_vectors,
@@ -270,6 +281,7 @@ class QdrantStore(StoreBase):
                             using=p.using,
                             filter=engine_filter,
                             limit=p.limit,
+                            params=self._params if p.dense is not None else None,
                         )
                         for p in paths
                     ],

@@ -25,6 +25,7 @@ import uvicorn
 from PIL import Image, ImageDraw, ImageFont
 
 from api.app import create_app
+from mcpserver.http import mount as mount_mcp
 from rag.settings import Settings
 from tests.conftest import offline
 
@@ -143,7 +144,9 @@ class Server:
 
 @contextmanager
 def serve(settings: Settings) -> Iterator[Server]:
+    """The app as ``mmrag serve`` runs it: the API, the chat page and MCP at ``/mcp``."""
     app = create_app(settings)
+    mount_mcp(app)
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                             lifespan="on")

@@ -94,10 +94,10 @@ def test_filters_restrict_modality_and_source_prefix(examples_pipe: Pipeline) ->
 
 @pytest.mark.slow
 def test_second_ingest_writes_nothing(examples_pipe: Pipeline) -> None:
-    before = examples_pipe._store.count("examples")
+    before = examples_pipe.count("examples")
     report = examples_pipe.ingest("examples", [str(CORPUS)])
     assert report.count("unchanged") == len(report.files) and report.points_written == 0
-    assert examples_pipe._store.count("examples") == before
+    assert examples_pipe.count("examples") == before
 
 
 @pytest.fixture
@@ -131,20 +131,20 @@ def test_duplicate_bytes_under_another_name_are_not_stored_twice(
 ) -> None:
     pipe, docs = small
     pipe.ingest("c", [str(docs)])
-    count = pipe._store.count("c")
+    count = pipe.count("c")
     shutil.copy(docs / "bread.txt", docs / "bread-copy.txt")
     report = pipe.ingest("c", [str(docs / "bread-copy.txt")])
     assert report.files[0].status == "duplicate" and "bread.txt" in (report.files[0].error or "")
-    assert pipe._store.count("c") == count
+    assert pipe.count("c") == count
 
 
 def test_delete_removes_a_source_and_only_it(small: tuple[Pipeline, Path]) -> None:
     pipe, docs = small
     pipe.ingest("c", [str(docs)])
-    n_before = pipe._store.count("c")
+    n_before = pipe.count("c")
     source = str(docs / "bread.txt")
     deleted = pipe.delete_source("c", source)
-    assert deleted >= 1 and pipe._store.count("c") == n_before - deleted
+    assert deleted >= 1 and pipe.count("c") == n_before - deleted
     assert all(h.source != source for h in pipe.search("c", "sourdough yeast", limit=10))
     with pytest.raises(NotFound, match="bread.txt"):
         pipe.delete_source("c", source)
@@ -155,7 +155,7 @@ def test_bad_files_are_reported_by_name_and_the_rest_lands(
 ) -> None:
     pipe, docs = small
     pipe.ingest("c", [str(docs / "tides.md")])
-    before = pipe._store.count("c")
+    before = pipe.count("c")
     bad = docs / "bad"
     bad.mkdir()
     (bad / "empty.txt").write_bytes(b"")
@@ -173,7 +173,7 @@ def test_bad_files_are_reported_by_name_and_the_rest_lands(
                  "archive.zip"):
         assert status[name].status == "failed", name
         assert name in (status[name].error or ""), status[name].error
-    assert pipe._store.count("c") == before + status["good.md"].points
+    assert pipe.count("c") == before + status["good.md"].points
     assert pipe.search("c", "glacier valleys", limit=1)[0].source.endswith("good.md")
 
 
