@@ -101,9 +101,12 @@ def create_app(
 
     # The key check is attached here, to every /v1 router, so no route can miss it.
     keyed = [Depends(get_principal)]
+    common = errors.responses(401, 403, 405, 503)
     for module in (chat, models, search, collections, jobs, media):
-        app.include_router(module.router, dependencies=keyed, max_body_size=json_limit)
-    app.include_router(documents.router, dependencies=keyed, max_body_size=upload_limit)
+        app.include_router(module.router, dependencies=keyed, max_body_size=json_limit,
+                           responses=common)
+    app.include_router(documents.router, dependencies=keyed, max_body_size=upload_limit,
+                       responses=common)
     app.include_router(health.router, max_body_size=json_limit)
     # The chat page and its static files: public (they hold no data; the page asks for a
     # key when the API answers 401).

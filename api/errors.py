@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import Scope
 
 from rag.errors import (
     BadInput,
@@ -109,11 +112,90 @@ def error_payload(
     }
 
 
+RETRY_AFTER_S = 5
+
+
 def error_response(
-    status: int, message: str, code: str | None = None, param: str | None = None
+    status: int,
+    message: str,
+    code: str | None = None,
+    param: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(error_payload(status, message, code, param), status, headers=headers)
+    extra = dict(headers or {})
+    if status == 401:
+        extra.setdefault("WWW-Authenticate", "Bearer")
+    elif status == 429:
+        extra.setdefault("Retry-After", str(RETRY_AFTER_S))
+    return JSONResponse(error_payload(status, message, code, param), status,
+                        headers=extra or None)
+
+
+def allowed_methods(app: Any, scope: Scope) -> list[str]:
+    """Every method some route serves at this path: Starlette's own 405 names only the
+    first route that matched the path (``GET`` for ``PUT /v1/collections``, though
+    ``POST`` is allowed too)."""
+    methods: set[str] = set()
+    for route in _flat(getattr(app, "routes", [])):
+        match, _ = route.matches(scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
+def _flat(routes: Sequence[Any]) -> Iterator[Any]:
+    """Routes, with included routers (FastAPI keeps them as one entry each) opened up."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _flat(inner.routes)
+        else:
+            yield route
+
+
+class ErrorBody(BaseModel):
+    message: str
+    type: str
+    code: str | None = None
+    param: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """The body of every 4xx and 5xx response (OpenAI's error shape)."""
+
+    error: ErrorBody
+
+
+_DESCRIPTIONS = {
+    400: "bad input: the message says what is wrong",
+    401: "missing or unknown API key",
+    403: "this API key may not do that",
+    404: "no such collection, document, job or media (or not visible to this key)",
+    405: "method not allowed here; the Allow header lists the ones that are",
+    409: "conflict with the stored state",
+    413: "over a size limit (body, file, files per request, image pixels)",
+    415: "unsupported media type",
+    502: "the generator (a remote model server) failed or is unreachable",
+    422: "the request does not fit the schema, or a file could not be read",
+    429: "the server is at a capacity limit; retry after Retry-After seconds",
+    503: "not ready: models still loading or the store unreachable",
+}
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the error statuses a route returns, all in the error
+    shape, so generated clients and /docs know them."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        entry: dict[str, Any] = {"model": ErrorResponse, "description": _DESCRIPTIONS[status]}
+        if status == 405:
+            entry["headers"] = {"Allow": {"schema": {"type": "string"},
+                                          "description": "the methods this path serves"}}
+        elif status == 429:
+            entry["headers"] = {"Retry-After": {"schema": {"type": "integer"},
+                                                "description": "seconds to wait"}}
+        out[status] = entry
+    return out
 
 
 def payload_for(exc: BaseException) -> tuple[int, dict[str, Any]]:
@@ -164,15 +246,21 @@ def install(app: FastAPI) -> None:
         status, message, code, param = describe_validation(list(exc.errors()))
         return error_response(status, message, code, param)
 
-    async def on_http(_: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         message, code = str(exc.detail), "http_error"
+        headers = dict(exc.headers or {})
         if exc.status_code == 404 and message == "Not Found":
             message = "no such endpoint; see /docs for the API"
+        elif exc.status_code == 405:
+            allow = allowed_methods(request.app, request.scope) or [headers.get("Allow", "")]
+            headers["Allow"] = ", ".join(allow)
+            message = f"{request.method} is not allowed here; allowed: {headers['Allow']}"
+            code = "method_not_allowed"
         elif exc.status_code == 413:
             message = "the request body is over the size limit for this endpoint"
             code = "limit_exceeded"
-        return error_response(exc.status_code, message, code)
+        return error_response(exc.status_code, message, code, headers=headers)
 
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)

@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from starlette.concurrency import run_in_threadpool
@@ -25,9 +27,11 @@ from api import openai_compat as oa
 from api import schemas as s
 from api.auth import Principal, collection_not_found, require_unrestricted, require_visible
 from api.errors import NotReady
+from api.filenames import source_names
 from api.images import ImagePolicy, load_image
+from api.limits import UploadBudget
 from api.metrics import Metrics
-from api.uploads import UploadForm, parse_metadata, source_names
+from api.uploads import UploadForm, drain, parse_metadata, read_upload
 from pipeline import FINAL, Job, Pipeline
 from rag.errors import BadInput, Forbidden, LimitExceeded, MmragError, NotFound, one_line
 from rag.settings import Settings
@@ -50,6 +54,8 @@ class RagService:
         self.pipeline = pipeline
         self.metrics = metrics
         self.image_policy = ImagePolicy.from_settings(settings)
+        self.uploads = UploadBudget(settings.api.max_inflight_upload_bytes)
+        self._snapshots: dict[str, tuple[float, Job]] = {}
         if metrics is not None:
             pipeline.on_job_finished(self._count_job)
 
@@ -158,16 +164,49 @@ class RagService:
         points = self.pipeline.delete_source(self._collection(principal, name), source)
         return s.Deleted(object="document", id=source, points=points)
 
-    def check_upload(self, name: str, principal: Principal) -> None:
-        """Called before the body is read, so a request that cannot succeed is refused
-        without receiving its files."""
+    async def receive_upload(
+        self,
+        name: str,
+        content_type: str | None,
+        content_length: int | None,
+        body: AsyncIterator[bytes],
+        principal: Principal,
+    ) -> s.Job:
+        """Stream an upload into a spool on disk and queue its ingest job.
+
+        The caller's access is checked and its share of the in-flight budget taken
+        before the body is read, so a request that cannot succeed is refused without
+        receiving its files. Whatever goes wrong, a refused upload leaves nothing: its
+        spool is removed and its bytes are given back to the budget.
+        """
         require_visible(principal, name)
+        api = self.settings.api
+        try:
+            lease = self.uploads.lease(content_length)
+        except MmragError:
+            await drain(body)
+            raise
+        spool: Path | None = None
+        try:
+            spool = await run_in_threadpool(self.pipeline.new_spool)
+            form = await read_upload(
+                content_type, body, spool,
+                max_file_bytes=api.max_upload_bytes, max_files=api.max_files_per_request,
+                on_chunk=lease.on_chunk,
+            )
+            return await run_in_threadpool(self.upload, name, form, principal)
+        except BaseException:
+            if spool is not None:
+                await run_in_threadpool(self.pipeline.discard_spool, spool)
+            raise
+        finally:
+            lease.release()
 
     def upload(self, name: str, form: UploadForm, principal: Principal) -> s.Job:
-        """Spool the files of an accepted upload and queue their ingest job.
+        """Queue the ingest job of a received upload (its files already spooled).
 
-        The collection is created if needed (as ``mmrag ingest`` does). Limits are
-        checked again here, so the service is safe whatever fed it the form.
+        The collection is created if needed (as ``mmrag ingest`` does). Limits and
+        names are checked again here, so the service is safe whatever fed it the form.
         """
         require_visible(principal, name)
         api = self.settings.api
@@ -177,23 +216,20 @@ class RagService:
                 f"{api.max_files_per_request} (api.max_files_per_request)"
             )
         for f in form.files:
-            if len(f.data) > api.max_upload_bytes:
+            if f.size > api.max_upload_bytes:
                 raise LimitExceeded(
-                    f"{f.filename}: {len(f.data):,} bytes is over the {api.max_upload_bytes:,} "
+                    f"{f.filename!r}: {f.size:,} bytes is over the {api.max_upload_bytes:,} "
                     "byte upload limit (api.max_upload_bytes)"
                 )
         metadata = parse_metadata(form.metadata)
         names = source_names([f.filename for f in form.files])
-        job, spool = self.pipeline.new_job(name, names, metadata)
         try:
-            for i, f in enumerate(form.files):
-                (spool / f"{i:05d}").write_bytes(f.data)
+            job = self.pipeline.submit_spooled(name, names, form.spool, metadata)
         except OSError as exc:
-            self.pipeline.discard_job(job)
             raise MmragError(f"cannot spool the upload to disk: {one_line(exc)}") from exc
         if self.metrics:
             self.metrics.jobs_running.inc()
-        return self._job(self.pipeline.submit_job(job))
+        return self._job(job)
 
     def ingest_paths(self, name: str, req: s.PathIngest, principal: Principal) -> s.Job:
         """Ingest files on this machine as a job: only for the local CLI (its token),
@@ -248,21 +284,40 @@ class RagService:
         """The job's state each time it changes, ending with the final state; ``None``
         now and then while nothing changes (a keep-alive for proxies). Call
         :meth:`get_job` first for the 404 before any stream starts."""
-        last = await run_in_threadpool(self.get_job, job_id, principal)
-        yield last
+        job = await run_in_threadpool(self.get_job, job_id, principal)
+        yield job
+        seen = self._snapshot(job_id, poll_s)
         idle = 0.0
-        while last.status not in FINAL:
+        while job.status not in FINAL:
             await asyncio.sleep(poll_s)
-            # One small JSON file per poll: cheap enough for the event loop itself.
-            current = self.get_job(job_id, principal)
-            if current != last:
-                yield current
-                last, idle = current, 0.0
-            else:
-                idle += poll_s
-                if idle >= heartbeat_s:
-                    yield None
-                    idle = 0.0
+            snapshot = self._snapshot(job_id, poll_s)
+            if snapshot is not seen:
+                seen = snapshot
+                current = self._job(snapshot)
+                if current != job:
+                    yield current
+                    job, idle = current, 0.0
+                    continue
+            idle += poll_s
+            if idle >= heartbeat_s:
+                yield None
+                idle = 0.0
+
+    def _snapshot(self, job_id: str, max_age_s: float) -> Job:
+        """The job's state, read from disk at most once per ``max_age_s`` however many
+        clients follow it: 200 followers cost 5 small file reads a second, not 1,000,
+        all on the event loop."""
+        now = time.monotonic()
+        cached = self._snapshots.get(job_id)
+        if cached is not None and now - cached[0] < max_age_s / 2:
+            return cached[1]
+        job = self.pipeline.job(job_id)
+        self._snapshots[job_id] = (now, job)
+        if len(self._snapshots) > 256:
+            for key, (at, _) in list(self._snapshots.items()):
+                if now - at > 60:
+                    del self._snapshots[key]
+        return job
 
     # --- media ----------------------------------------------------------------------------
     def media(self, key: str, size: int | None, principal: Principal) -> bytes:

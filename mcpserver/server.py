@@ -32,9 +32,9 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import OPEN, Principal
+from api.filenames import source_names
 from api.images import ImagePolicy, decode, load_image
 from api.schemas import SearchFilter
-from api.uploads import source_names
 from mcpserver import render
 from rag.errors import BadInput, LimitExceeded, MmragError, NotFound, Unauthorized, one_line
 from rag.settings import Settings

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -212,6 +213,24 @@ class Pipeline:
         job = self._jobs.store.new(collection, names, metadata)
         job.base_dir = cwd
         return self._jobs.submit(job)
+
+    def new_spool(self) -> Path:
+        """An empty folder on the data dir's disk to receive an upload into, file by file
+        as ``00000``, ``00001``, ...; then :meth:`submit_spooled` or :meth:`discard_spool`."""
+        return self._jobs.store.new_incoming()
+
+    @_gated
+    def submit_spooled(self, collection: str, names: list[str], spool: Path,
+                       metadata: dict[str, Any] | None = None) -> Job:
+        """Queue an ingest job over the files received into ``spool`` (from
+        :meth:`new_spool`), stored under ``names`` in the same order. The folder becomes
+        the job's spool (a rename, no copy), so the job survives a restart."""
+        self._runner.ensure(collection)
+        return self._jobs.submit(self._jobs.store.adopt(collection, names, spool, metadata))
+
+    def discard_spool(self, spool: Path) -> None:
+        """Remove a spool whose upload was refused or broke off."""
+        shutil.rmtree(spool, ignore_errors=True)
 
     def submit_job(self, job: Job) -> Job:
         return self._jobs.submit(job)

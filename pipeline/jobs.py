@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipeline.runner import FileItem, FileResult, IngestRunner, Progress, file_reader
-from rag.errors import MmragError, NotFound, one_line
+from rag.errors import LimitExceeded, MmragError, NotFound, one_line
 
 log = logging.getLogger("mmrag.jobs")
 
@@ -139,6 +139,28 @@ class JobStore:
         self.spool_dir(job.id).mkdir(parents=True, exist_ok=True)
         return job
 
+    # Uploads being received are spooled under ``incoming/`` (same file system, so a
+    # finished one becomes a job's spool by one rename); a process that dies mid-upload
+    # leaves a folder there that the next start removes.
+    def new_incoming(self) -> Path:
+        path = self.root / "incoming" / uuid.uuid4().hex
+        path.mkdir(parents=True)
+        return path
+
+    def adopt(self, collection: str, names: list[str], spool: Path,
+              metadata: dict[str, Any] | None = None) -> Job:
+        """A job over files already spooled in ``spool`` (``00000``, ``00001``, ... in
+        the order of ``names``), which moves to become the job's spool."""
+        job = Job(id=uuid.uuid4().hex, collection=collection,
+                  files=[FileResult(source=n) for n in names], metadata=dict(metadata or {}))
+        dest = self.spool_dir(job.id)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        Path(spool).rename(dest)
+        return job
+
+    def purge_incoming(self) -> None:
+        shutil.rmtree(self.root / "incoming", ignore_errors=True)
+
     def save(self, job: Job) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / f"{job.id}.json"
@@ -175,15 +197,22 @@ class JobStore:
         if job.base_dir is not None:
             base = job.base_dir
             return [(f.source, file_reader(f.source, max_bytes, base)) for f in job.files]
-        return self.spooled_items(job)
+        return self.spooled_items(job, max_bytes)
 
-    def spooled_items(self, job: Job) -> list[FileItem]:
-        """The job's files, read back from the spool in the order they were uploaded."""
+    def spooled_items(self, job: Job, max_bytes: int | None = None) -> list[FileItem]:
+        """The job's files, read back from the spool in the order they were uploaded;
+        one over ``max_bytes`` fails by its size, without being read into memory."""
         spool = self.spool_dir(job.id)
 
         def reader(path: Path, name: str) -> Callable[[], bytes]:
             def read() -> bytes:
                 try:
+                    size = path.stat().st_size
+                    if max_bytes is not None and size > max_bytes:
+                        raise LimitExceeded(
+                            f"{name}: {size:,} bytes is over the {max_bytes:,} byte limit "
+                            "(ingest.max_file_bytes)"
+                        )
                     return path.read_bytes()
                 except OSError as exc:
                     raise NotFound(f"{name}: the spooled upload is gone ({exc})") from exc
@@ -228,6 +257,7 @@ class JobRunner:
 
     def resume(self) -> list[str]:
         """Queue again every job a previous process left unfinished; their ids."""
+        self.store.purge_incoming()  # uploads a dead process was still receiving
         resumed = []
         for job in self.store.unfinished():
             with self._lock:

@@ -162,6 +162,10 @@ class ApiSettings(_Section):
     api_keys: dict[str, list[str]] = Field(default_factory=dict)
     max_upload_bytes: int = 100 * 1024 * 1024
     max_files_per_request: int = 32
+    # Upload bytes being received at once, all requests together; over it: 429.
+    max_inflight_upload_bytes: int = 1024 * 1024 * 1024
+    # Pixels of a query image (chat image_url, search image), checked from its header.
+    max_image_pixels: int = 25_000_000
     # Hosts allowed for http(s) image_url parts; empty means data URLs only.
     image_url_allowlist: list[str] = Field(default_factory=list)
     public_url: str | None = None

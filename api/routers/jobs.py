@@ -9,12 +9,13 @@ from starlette.concurrency import run_in_threadpool
 from api import schemas as s
 from api import sse
 from api.deps import PrincipalDep, ServiceDep
+from api.errors import responses
 from api.routers import V1
 
 router = APIRouter(prefix=V1, tags=["jobs"])
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", responses=responses(404, 422))
 def get_job(job_id: str, service: ServiceDep, principal: PrincipalDep) -> s.Job:
     return service.get_job(job_id, principal)
 
@@ -22,7 +23,7 @@ def get_job(job_id: str, service: ServiceDep, principal: PrincipalDep) -> s.Job:
 @router.get(
     "/jobs/{job_id}/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={200: {"content": {"text/event-stream": {}}}, **responses(404, 422)},
 )
 async def job_events(
     job_id: str, service: ServiceDep, principal: PrincipalDep

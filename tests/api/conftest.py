@@ -36,6 +36,7 @@ COLLECTION = "kb"
 MAX_UPLOAD_BYTES = 256 * 1024
 MAX_FILES = 3
 MAX_PIXELS = 4_000_000
+MAX_INFLIGHT = 1024 * 1024
 
 TLS_MD = """# Certificate rotation
 
@@ -172,6 +173,7 @@ def api_settings(data_dir: Path, **api: Any) -> Settings:
         api={
             "max_upload_bytes": MAX_UPLOAD_BYTES,
             "max_files_per_request": MAX_FILES,
+            "max_inflight_upload_bytes": MAX_INFLIGHT,
             "image_url_allowlist": ["localhost", "127.0.0.1", "images.example.invalid"],
             **api,
         },
