@@ -38,6 +38,15 @@ class StoreSettings(_Section):
     optimize_after: int = 2000
 
 
+# Where a model runs: "auto" picks CUDA when torch sees a GPU, else Apple's MPS, else the
+# CPU; or name a torch device ("cpu", "cuda", "cuda:1", "mps").
+Device = str
+# Numeric precision of encoder forward passes: "auto" is bf16 autocast on a CUDA device that
+# supports it (fp16 on older GPUs), fp32 elsewhere. Vectors stay within cosine 0.999 of
+# fp32 (benchmarks/bench_encoders.py checks this); stored vectors are float32 either way.
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+
 class ClipSettings(_Section):
     enabled: bool = True
     backend: str = "open_clip"
@@ -47,16 +56,27 @@ class ClipSettings(_Section):
     checkpoint: str | None = None
     # A JSON model config (open_clip format) for architectures open_clip does not ship.
     model_config_path: str | None = None
-    device: str = "cpu"
+    device: Device = "auto"
+    precision: Precision = "auto"
+    # Images per forward pass; on a GPU larger batches (256+) keep it busy.
     batch_size: int = 16
+    # Threads that decode, resize and normalise images while the model runs (0: none,
+    # the calling thread does it). PIL releases the GIL for decoding and resampling.
+    preprocess_workers: int = 0
 
 
 class TextEncoderSettings(_Section):
     enabled: bool = True
     backend: str = "sentence_transformers"
     model: str = "all-MiniLM-L6-v2"
-    device: str = "cpu"
+    # sentence-transformers' inference backend: "torch", or "onnx" (onnxruntime; the ONNX
+    # export of a local model is made once and cached under data_dir/models), "openvino".
+    runtime: Literal["torch", "onnx", "openvino"] = "torch"
+    device: Device = "auto"
+    precision: Precision = "auto"
     batch_size: int = 64
+    # torch intra-op threads for CPU encoding (0: torch's default, one per core).
+    threads: int = 0
     # Prepend the document title (file name) to every chunk before embedding.
     contextual_header: bool = True
 
@@ -73,6 +93,13 @@ class OcrSettings(_Section):
     min_confidence: float = 0.5
     # Images are scaled down so their longer side is at most this before OCR.
     max_side: int = 2000
+    # onnxruntime threads per OCR engine (0: onnxruntime's default, every core). A pool of
+    # N OCR worker processes on N cores wants 1 here, or the workers oversubscribe the CPU.
+    threads: int = 0
+    # rapidocr_torch backend: the same PP-OCR models converted to torch, on this device.
+    device: Device = "auto"
+    # Text lines recognised per forward pass (RapidOCR's default is 6; a GPU wants more).
+    rec_batch_size: int = 6
 
 
 class ChunkSettings(_Section):
