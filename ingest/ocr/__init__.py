@@ -10,11 +10,14 @@ from collections.abc import Callable
 
 from ingest.ocr.base import OcrEngine, ocr_layout, ocr_text, quad_to_box, reading_order
 from ingest.ocr.rapidocr import RapidOcr
+from ingest.ocr.torch_ocr import RapidOcrTorch
 from rag.errors import ConfigError
 from rag.settings import OcrSettings
 
 BACKENDS: dict[str, Callable[[OcrSettings], OcrEngine]] = {
     "rapidocr": RapidOcr,
+    # The same PP-OCRv4 models converted to torch: runs on ocr.device (a GPU when present).
+    "rapidocr_torch": RapidOcrTorch,
 }
 
 
@@ -37,6 +40,7 @@ __all__ = [
     "BACKENDS",
     "OcrEngine",
     "RapidOcr",
+    "RapidOcrTorch",
     "build_ocr",
     "ocr_layout",
     "ocr_text",

@@ -40,6 +40,7 @@ class OpenClipEncoder:
         self._device = "cpu"
         self._dtype: Any = None
         self._pool: ThreadPoolExecutor | None = None
+        self._input_side = 224
         self._lock = threading.Lock()
 
     def load(self) -> None:
@@ -83,6 +84,8 @@ class OpenClipEncoder:
                 probe = model.encode_text(self._tokenizer(["probe"]).to(device))
             self._dim = int(probe.shape[-1])
             self._device, self._dtype = device, dtype
+            size = getattr(model.visual, "image_size", 224)
+            self._input_side = int(max(size) if isinstance(size, tuple | list) else size)
             self._preprocess = preprocess
             if s.preprocess_workers > 0:
                 self._pool = ThreadPoolExecutor(
@@ -116,6 +119,9 @@ class OpenClipEncoder:
 
     def _prepare(self, image: Image.Image) -> Any:
         """Decode (lazily opened images decode here), resize, crop, normalise: a CHW tensor."""
+        if self.settings.jpeg_draft and image.format == "JPEG":
+            side = self._input_side
+            image.draft("RGB", (side, side))  # no-op once the image is decoded
         return self._preprocess(image.convert("RGB"))
 
     def _prepared(self, images: list[Image.Image]) -> Iterator[Any]:
