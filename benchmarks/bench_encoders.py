@@ -125,8 +125,8 @@ def make_page(rng: random.Random) -> Image.Image:
 def bench_clip(args: argparse.Namespace, tmp: Path) -> None:
     import torch
 
+    from rag.device import resolve_device
     from rag.encoders.clip import OpenClipEncoder
-    from rag.encoders.device import resolve_device
     from rag.settings import ClipSettings
 
     device = resolve_device(args.device)
@@ -238,7 +238,7 @@ def make_chunks(n: int) -> list[str]:
 
 
 def bench_text(args: argparse.Namespace, tmp: Path) -> None:
-    from rag.encoders.device import resolve_device
+    from rag.device import resolve_device
     from rag.encoders.text import SentenceTransformerEncoder
     from rag.settings import TextEncoderSettings
 
@@ -300,7 +300,7 @@ _ENGINE: Any = None
 
 def _init_worker(backend: str, device: str, threads: int, rec_batch: int) -> None:
     global _ENGINE
-    from ingest.ocr import build_ocr
+    from rag.ocr import build_ocr
     from rag.settings import OcrSettings
 
     _ENGINE = build_ocr(OcrSettings(backend=backend, device=device, threads=threads,
@@ -327,7 +327,7 @@ def ocr_rate(files: list[Path], workers: int, backend: str, device: str, threads
     if use_threads:
         import threading
 
-        from ingest.ocr import build_ocr
+        from rag.ocr import build_ocr
         from rag.settings import OcrSettings
 
         local = threading.local()
@@ -360,7 +360,7 @@ def ocr_rate(files: list[Path], workers: int, backend: str, device: str, threads
 
 
 def bench_ocr(args: argparse.Namespace, tmp: Path) -> None:
-    from rag.encoders.device import resolve_device
+    from rag.device import resolve_device
 
     rng = random.Random(5)
     folder = tmp / "ocr"

@@ -16,9 +16,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+import configs as _configs
 from rag.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = _configs.CONFIG_DIR
 
 
 class _Section(BaseModel):
@@ -36,6 +37,14 @@ class StoreSettings(_Section):
     prefer_grpc: bool = False
     # edge backend: call optimize() (builds HNSW) after an ingest that adds this many points.
     optimize_after: int = 2000
+    # Embedded stores are used by one process at a time: how long a command waits for
+    # another one (an ingest in another terminal) before giving up with a message.
+    lock_timeout_s: float = 600.0
+    # Vector quantization of new collections: "int8" keeps a 4x smaller scalar-quantized
+    # copy of every dense vector in RAM and searches it, then rescores the best
+    # ``oversampling`` x limit candidates with the original vectors.
+    quantization: Literal["none", "int8"] = "none"
+    oversampling: float = 2.0
 
 
 # Where a model runs: "auto" picks CUDA when torch sees a GPU, else Apple's MPS, else the
@@ -100,12 +109,15 @@ class OcrSettings(_Section):
     min_confidence: float = 0.5
     # Images are scaled down so their longer side is at most this before OCR.
     max_side: int = 2000
-    # onnxruntime threads per OCR engine (0: onnxruntime's default, every core). A pool of
-    # N OCR worker processes on N cores wants 1 here, or the workers oversubscribe the CPU.
+    # onnxruntime threads per engine; 0 = its default (all cores). Ingest workers use 1.
     threads: int = 0
+    # Images whose grey levels span at most this (max - min, 0..255) are blank: no OCR.
+    # -1 turns the check off.
+    blank_range: int = 24
     # rapidocr_torch backend: the same PP-OCR models converted to torch, on this device.
     device: Device = "auto"
-    # Text lines recognised per forward pass (RapidOCR's default is 6; a GPU wants more).
+    # Text lines recognised per forward pass (RapidOCR's default is 6; larger batches pad
+    # lines to a common width and can change a few characters).
     rec_batch_size: int = 6
 
 
@@ -122,9 +134,15 @@ class IngestSettings(_Section):
     max_file_bytes: int = 200 * 1024 * 1024
     max_pixels: int = 64_000_000
     max_pages: int = 2000
+    # Per-file work limits: a file over one fails with a message naming the setting, so
+    # one huge file cannot hold a batch for hours (the other files keep going meanwhile).
+    max_chars: int = 5_000_000
+    max_chunks: int = 10_000
     # Longer side of the pictures and page renders kept in the media store.
     media_max_side: int = 2048
     batch_size: int = 64
+    # Processes that load, render and OCR files: -1 one per core, 0 none (in-process).
+    workers: int = -1
 
 
 class RetrievalSettings(_Section):
@@ -289,3 +307,25 @@ def load_settings(
         return _Profiled(**clean)
     except Exception as exc:  # pydantic ValidationError: say which profile was bad
         raise ConfigError(f"invalid settings for profile {profile!r}: {exc}") from exc
+
+
+class _Exact(Settings):
+    """Settings from explicit values only: no profile, no environment."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def settings_from_dump(data: dict[str, Any]) -> Settings:
+    """The same settings again from ``settings.model_dump()``: how worker processes get
+    their parent's settings (the profiled class of :func:`load_settings` is local, so it
+    does not pickle, and re-reading the environment there could differ)."""
+    return _Exact(**data)

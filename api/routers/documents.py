@@ -63,6 +63,20 @@ async def upload_documents(
     return job
 
 
+@router.post(
+    "/collections/{name}/ingest",
+    status_code=status.HTTP_202_ACCEPTED,
+    include_in_schema=False,  # the local CLI's route (server.json token), not a public API
+)
+def ingest_paths(
+    name: str, body: s.PathIngest, response: Response, service: ServiceDep,
+    principal: PrincipalDep,
+) -> s.Job:
+    job = service.ingest_paths(name, body, principal)
+    response.headers["Location"] = job.url
+    return job
+
+
 @router.get("/collections/{name}/documents")
 def list_documents(name: str, service: ServiceDep, principal: PrincipalDep) -> s.DocumentList:
     return service.list_documents(name, principal)

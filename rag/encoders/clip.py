@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rag.encoders.device import inference, resolve_device, resolve_dtype
+from rag.device import inference, resolve_device, resolve_dtype
 from rag.errors import ConfigError, ModelUnavailable, one_line
 from rag.settings import ClipSettings
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.encoders.device import inference, resolve_device, resolve_dtype
+from rag.device import inference, resolve_device, resolve_dtype
 from rag.errors import ConfigError, ModelUnavailable, one_line
 from rag.settings import TextEncoderSettings
 

@@ -25,6 +25,7 @@ import uvicorn
 from PIL import Image, ImageDraw, ImageFont
 
 from api.app import create_app
+from mcpserver.http import mount as mount_mcp
 from rag.settings import Settings
 from tests.conftest import offline
 
@@ -136,14 +137,15 @@ class Server:
 
     def ingest(self, collection: str, files: dict[str, bytes]) -> None:
         """Seed a collection through the pipeline the server runs (same process)."""
-        items = [(name, (lambda d=data: d)) for name, data in files.items()]
-        report = self.pipeline.runner.run(collection, items)
+        report = self.pipeline.ingest_bytes(collection, files)
         assert not report.failed, report.summary()
 
 
 @contextmanager
 def serve(settings: Settings) -> Iterator[Server]:
+    """The app as ``mmrag serve`` runs it: the API, the chat page and MCP at ``/mcp``."""
     app = create_app(settings)
+    mount_mcp(app)
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                             lifespan="on")

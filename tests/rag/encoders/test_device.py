@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
+from rag.device import resolve_device, resolve_dtype
 from rag.encoders import build_encoders
 from rag.encoders.clip import OpenClipEncoder
-from rag.encoders.device import resolve_device, resolve_dtype
 from rag.errors import ConfigError
 from rag.settings import load_settings
 from tests.conftest import tiny_clip

@@ -93,7 +93,7 @@ def test_citations_from_realistic_hits(hits: list[Hit]) -> None:
     assert (second.index, second.source, second.modality) == (2, "photos/router-label.jpg",
                                                               "image")
     assert second.box == (0.12, 0.20, 0.86, 0.46)  # union of both OCR lines
-    assert second.media_url == f"/v1/media/{hits[1].media}"
+    assert second.media == hits[1].media
     assert second.text == "ADMIN: http://192.168.1.1\nDefault password: printed on card"
 
 

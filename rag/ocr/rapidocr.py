@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from ingest.ocr.base import quad_to_box, reading_order
 from rag.errors import FileRejected, MmragError, ModelUnavailable
+from rag.ocr.base import quad_to_box, reading_order
 from rag.settings import OcrSettings
 from rag.types import OcrBox
 
@@ -46,17 +46,15 @@ def engine_options(settings: OcrSettings) -> dict[str, Any]:
         "print_verbose": False,
         **_TUNING,
     }
-    if settings.threads > 0:
-        # One engine per worker process, each on one core: onnxruntime's default pool
-        # (every core per process) makes N workers fight over N cores.
-        # (RapidOCR copies these two global options into its three sessions.)
-        opts["intra_op_num_threads"] = int(settings.threads)
-        opts["inter_op_num_threads"] = 1
+    # One engine per worker process, each on one core: onnxruntime's default pool (every
+    # core per process) makes N workers fight over N cores. RapidOCR copies these global
+    # options into its three sessions.
+    opts.update(_threads(settings.threads))
     return opts
 
 
 class RapidOcr:
-    """An :class:`~ingest.ocr.base.OcrEngine` over ``rapidocr_onnxruntime.RapidOCR``.
+    """An :class:`~rag.ocr.base.OcrEngine` over ``rapidocr_onnxruntime.RapidOCR``.
 
     Construction is cheap; the ONNX sessions are created once, on :meth:`load` or the
     first :meth:`read`. One engine serves all threads: RapidOCR keeps per-call state on
@@ -123,6 +121,11 @@ class RapidOcr:
                 continue
             boxes.append(OcrBox(text, quad_to_box(quad, width, height), score))
         return boxes
+
+
+def _threads(n: int) -> dict[str, int]:
+    """onnxruntime intra-op threads for every model; nothing for its default."""
+    return {"intra_op_num_threads": n, "inter_op_num_threads": 1} if n > 0 else {}
 
 
 # RapidOCR scales images up until the shorter side is 30 px: a 2000 x 1 strip would

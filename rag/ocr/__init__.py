@@ -8,10 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ingest.ocr.base import OcrEngine, ocr_layout, ocr_text, quad_to_box, reading_order
-from ingest.ocr.rapidocr import RapidOcr
-from ingest.ocr.torch_ocr import RapidOcrTorch
 from rag.errors import ConfigError
+from rag.ocr.base import (
+    OcrEngine,
+    SkipBlank,
+    is_blank,
+    ocr_layout,
+    ocr_text,
+    quad_to_box,
+    reading_order,
+)
+from rag.ocr.rapidocr import RapidOcr
+from rag.ocr.torch_ocr import RapidOcrTorch
 from rag.settings import OcrSettings
 
 BACKENDS: dict[str, Callable[[OcrSettings], OcrEngine]] = {
@@ -33,7 +41,8 @@ def build_ocr(settings: OcrSettings) -> OcrEngine | None:
     if factory is None:
         known = ", ".join(sorted(BACKENDS))
         raise ConfigError(f"unknown OCR backend {settings.backend!r}; known: {known}")
-    return factory(settings)
+    engine = factory(settings)
+    return SkipBlank(engine, settings.blank_range) if settings.blank_range >= 0 else engine
 
 
 __all__ = [
@@ -41,6 +50,8 @@ __all__ = [
     "OcrEngine",
     "RapidOcr",
     "RapidOcrTorch",
+    "SkipBlank",
+    "is_blank",
     "build_ocr",
     "ocr_layout",
     "ocr_text",

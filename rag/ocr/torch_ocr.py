@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ingest.ocr.rapidocr import RapidOcr
-from rag.encoders.device import resolve_device
+from rag.device import resolve_device
 from rag.errors import ModelUnavailable, one_line
+from rag.ocr.rapidocr import RapidOcr
 from rag.settings import OcrSettings
 
 if TYPE_CHECKING:
