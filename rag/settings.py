@@ -47,6 +47,15 @@ class StoreSettings(_Section):
     oversampling: float = 2.0
 
 
+# Where a model runs: "auto" picks CUDA when torch sees a GPU, else Apple's MPS, else the
+# CPU; or name a torch device ("cpu", "cuda", "cuda:1", "mps").
+Device = str
+# Numeric precision of encoder forward passes: "auto" is bf16 autocast on a CUDA device that
+# supports it (fp16 on older GPUs), fp32 elsewhere. Vectors stay within cosine 0.999 of
+# fp32 (benchmarks/bench_encoders.py checks this); stored vectors are float32 either way.
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+
 class ClipSettings(_Section):
     enabled: bool = True
     backend: str = "open_clip"
@@ -56,16 +65,34 @@ class ClipSettings(_Section):
     checkpoint: str | None = None
     # A JSON model config (open_clip format) for architectures open_clip does not ship.
     model_config_path: str | None = None
-    device: str = "cpu"
+    device: Device = "auto"
+    precision: Precision = "auto"
+    # Images per forward pass; on a GPU larger batches (256+) keep it busy.
     batch_size: int = 16
+    # Threads that decode, resize and normalise images while the model runs (0: none,
+    # the calling thread does it). PIL releases the GIL for decoding and resampling.
+    preprocess_workers: int = 0
+    # Decode JPEGs at a reduced scale (libjpeg's DCT scaling, PIL's draft mode) that is
+    # still at least the model's input size: decoding a 1024x768 JPEG at half scale is
+    # several times cheaper. Vectors move slightly (the bench reports cosine to the full
+    # decode), so it is off by default.
+    jpeg_draft: bool = False
 
 
 class TextEncoderSettings(_Section):
     enabled: bool = True
     backend: str = "sentence_transformers"
     model: str = "all-MiniLM-L6-v2"
-    device: str = "cpu"
+    # sentence-transformers' inference backend: "torch", or "onnx" (onnxruntime; the ONNX
+    # export of a local model is made once and cached under data_dir/models), "openvino".
+    runtime: Literal["torch", "onnx", "openvino"] = "torch"
+    device: Device = "auto"
+    # fp32 by default: on an H200, MiniLM under bf16 autocast ran slower than fp32
+    # (1,124 vs 1,757 chunks/s; tokenisation dominates and autocast adds cast kernels).
+    precision: Precision = "fp32"
     batch_size: int = 64
+    # torch intra-op threads for CPU encoding (0: torch's default, one per core).
+    threads: int = 0
     # Prepend the document title (file name) to every chunk before embedding.
     contextual_header: bool = True
 
@@ -87,6 +114,11 @@ class OcrSettings(_Section):
     # Images whose grey levels span at most this (max - min, 0..255) are blank: no OCR.
     # -1 turns the check off.
     blank_range: int = 24
+    # rapidocr_torch backend: the same PP-OCR models converted to torch, on this device.
+    device: Device = "auto"
+    # Text lines recognised per forward pass (RapidOCR's default is 6; larger batches pad
+    # lines to a common width and can change a few characters).
+    rec_batch_size: int = 6
 
 
 class ChunkSettings(_Section):

@@ -19,10 +19,13 @@ from rag.ocr.base import (
     reading_order,
 )
 from rag.ocr.rapidocr import RapidOcr
+from rag.ocr.torch_ocr import RapidOcrTorch
 from rag.settings import OcrSettings
 
 BACKENDS: dict[str, Callable[[OcrSettings], OcrEngine]] = {
     "rapidocr": RapidOcr,
+    # The same PP-OCRv4 models converted to torch: runs on ocr.device (a GPU when present).
+    "rapidocr_torch": RapidOcrTorch,
 }
 
 
@@ -46,6 +49,7 @@ __all__ = [
     "BACKENDS",
     "OcrEngine",
     "RapidOcr",
+    "RapidOcrTorch",
     "SkipBlank",
     "is_blank",
     "build_ocr",

@@ -101,13 +101,13 @@ def test_ocr_layout_spans_property(raw: list[tuple[str, float, float]]) -> None:
 
 
 def test_registry_and_build_ocr() -> None:
-    assert set(BACKENDS) == {"rapidocr"}
+    assert set(BACKENDS) == {"rapidocr", "rapidocr_torch"}
     assert build_ocr(OcrSettings(enabled=False)) is None
     engine = build_ocr(OcrSettings())
     assert isinstance(engine, SkipBlank) and isinstance(engine, OcrEngine)
     assert isinstance(engine.engine, RapidOcr)
     assert isinstance(build_ocr(OcrSettings(blank_range=-1)), RapidOcr)
-    with pytest.raises(ConfigError, match="unknown OCR backend 'tesseract'; known: rapidocr"):
+    with pytest.raises(ConfigError, match="known: rapidocr, rapidocr_torch"):
         build_ocr(OcrSettings(backend="tesseract"))
 
 
@@ -235,3 +235,39 @@ def test_blank_images_skip_the_engine_and_text_does_not() -> None:
     assert not is_blank(page, 24)
     engine.read(page)
     assert Counting.calls == 1
+
+
+# -- the torch backend and single-threaded engines ------------------------------------
+
+
+def test_torch_backend_reads_exactly_what_onnxruntime_reads(engine: RapidOcr) -> None:
+    """Same PP-OCRv4 weights, same pre/post-processing: same lines, boxes, confidences."""
+    from rag.ocr import RapidOcrTorch
+
+    torch_engine = build_ocr(OcrSettings(backend="rapidocr_torch", device="cpu", blank_range=-1))
+    assert isinstance(torch_engine, RapidOcrTorch)
+    images = [
+        text_image(SENTENCE, size=36, width=900),
+        text_image(["Total due: $1,245.00", "Ref. INV-2024/117 (paid 3 Dec)"], size=22,
+                   width=640),
+    ]
+    for image in images:
+        want, got = engine.read(image), torch_engine.read(image)
+        assert [b.text for b in got] == [b.text for b in want] and want
+        for a, b in zip(want, got, strict=True):
+            assert a.box == pytest.approx(b.box, abs=2e-3)
+            assert a.confidence == pytest.approx(b.confidence, abs=1e-3)
+    assert torch_engine.device == "cpu"
+
+
+def test_threads_option_makes_single_threaded_sessions() -> None:
+    single = RapidOcr(OcrSettings(threads=1))
+    single.load()
+    engine = single._engine
+    assert engine is not None
+    for session in (engine.text_det.infer, engine.text_rec.session):
+        opts = session.session.get_session_options()
+        assert opts.intra_op_num_threads == 1 and opts.inter_op_num_threads == 1
+    assert [b.text for b in single.read(text_image(SENTENCE[:1], size=36, width=700))] == (
+        SENTENCE[:1]
+    )
