@@ -60,7 +60,7 @@ class Pipeline:
             self.settings.retrieval,
             self.store,
             self.encoders,
-            build_reranker(self.settings.retrieval),
+            build_reranker(self.settings.retrieval, self.media, self.settings.offline),
             read_image=self._read_image if self.ocr is not None else None,
         )
 
@@ -87,6 +87,9 @@ class Pipeline:
         not mid-request, and server threads never race to build a stage lazily."""
         _ = (self.store, self.media, self.retriever, self.runner)
         self.encoders.load()
+        reranker_load = getattr(self.retriever.reranker, "load", None)
+        if reranker_load is not None:
+            reranker_load()
         if self.ocr is not None and hasattr(self.ocr, "load"):
             self.ocr.load()
         self.generator.load()
