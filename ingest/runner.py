@@ -186,6 +186,12 @@ class IngestRunner:
         report.seconds = time.perf_counter() - start
         return report
 
+    @property
+    def _render_pages(self) -> bool:
+        """Render every PDF page: for CLIP's page points, and for the stored page image
+        that citations and the VLM show (``ingest.store_page_images``)."""
+        return self.encoders.clip is not None or self.settings.ingest.store_page_images
+
     def _existing_doc(self, collection: str, flt: Filter) -> tuple[str, str] | None:
         for hit in self.store.scroll(collection, flt, batch=1):
             return hit.doc_id, hit.source
@@ -218,7 +224,7 @@ class IngestRunner:
                 data,
                 ingest=self.settings.ingest,
                 ocr=self.ocr,
-                render_pages=self.encoders.clip is not None,
+                render_pages=self._render_pages,
             )
             chunks = chunk_document(
                 doc,
@@ -228,6 +234,7 @@ class IngestRunner:
                 visual_points=self.encoders.clip is not None,
                 metadata=metadata,
                 tenant=tenant,
+                page_media=self.settings.ingest.store_page_images,
             )
             if not chunks:
                 raise BadInput(f"{name}: no text or image content found")
@@ -243,8 +250,9 @@ class IngestRunner:
 
     def _write(self, collection: str, name: str, doc_id: str, chunks: list, doc: Any) -> None:
         side = self.settings.ingest.media_max_side
+        keep_pages = self.settings.ingest.store_page_images
         for page in doc.pages:
-            if page.image is not None:
+            if page.image is not None and (keep_pages or page.kind == "image"):
                 self.media.put(media_key(doc_id, page.page), page.image, max_side=side)
         batch = self.settings.ingest.batch_size
         try:
