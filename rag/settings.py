@@ -73,6 +73,13 @@ class OcrSettings(_Section):
     min_confidence: float = 0.5
     # Images are scaled down so their longer side is at most this before OCR.
     max_side: int = 2000
+    # Images whose longer side is under this are enlarged (up to 2x) before detection, so
+    # the small text of a cropped screenshot is found and read (0: never enlarge).
+    enlarge_below: int = 0
+    # Horizontal stretch before OCR. The recogniser reads a line at a fixed height and
+    # decodes CTC steps along x; a wider line gives repeated digits ("000") and spaces
+    # enough steps not to be merged away (1.0: off).
+    stretch_x: float = 1.0
 
 
 class ChunkSettings(_Section):

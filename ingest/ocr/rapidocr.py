@@ -45,8 +45,11 @@ class RapidOcr:
     core for one image, so parallel calls would not be faster anyway).
     """
 
-    def __init__(self, settings: OcrSettings) -> None:
+    def __init__(self, settings: OcrSettings, options: dict[str, Any] | None = None) -> None:
+        """``options`` override RapidOCR constructor arguments over :data:`_TUNING`
+        (benchmarks compare detector settings with it)."""
         self.settings = settings
+        self.options = {**_TUNING, **(options or {})}
         self._engine: RapidOCR | None = None
         self._lock = threading.Lock()
 
@@ -70,7 +73,7 @@ class RapidOcr:
                     max_side_len=int(self.settings.max_side),
                     det_limit_side_len=int(self.settings.max_side),
                     print_verbose=False,
-                    **_TUNING,
+                    **self.options,
                 )
             except Exception as exc:  # onnxruntime / missing model files
                 raise ModelUnavailable(
@@ -81,7 +84,8 @@ class RapidOcr:
 
     def read(self, image: Image.Image) -> list[OcrBox]:
         """OCR lines of ``image`` in reading order, boxes normalised to ``image``."""
-        img, (width, height) = _prepare(image, self.settings.max_side)
+        s = self.settings
+        img, (width, height) = _prepare(image, s.max_side, s.enlarge_below, s.stretch_x)
         with self._lock:
             engine = self._load_locked()
             try:
@@ -111,8 +115,27 @@ class RapidOcr:
 MIN_SIDE = 32
 
 
-def _prepare(image: Image.Image, max_side: int) -> tuple[Image.Image, tuple[int, int]]:
-    """An RGB copy whose longer side is at most ``max_side``, and the size of its content.
+def target_size(
+    width: int, height: int, max_side: int, enlarge_below: int = 0, stretch_x: float = 1.0
+) -> tuple[int, int]:
+    """The size OCR runs at: enlarged up to 2x when the longer side is under
+    ``enlarge_below``, stretched ``stretch_x`` along x, then scaled to fit ``max_side``.
+    Pure; boxes are normalised, so any of these scalings leaves them valid."""
+    scale = 1.0
+    longer = max(width, height)
+    if enlarge_below > 0 and 0 < longer < enlarge_below:
+        scale = min(2.0, enlarge_below / longer)
+    w, h = width * scale * max(1.0, stretch_x), height * scale
+    if max_side > 0 and max(w, h) > max_side:
+        shrink = max_side / max(w, h)
+        w, h = w * shrink, h * shrink
+    return max(1, round(w)), max(1, round(h))
+
+
+def _prepare(
+    image: Image.Image, max_side: int, enlarge_below: int = 0, stretch_x: float = 1.0
+) -> tuple[Image.Image, tuple[int, int]]:
+    """An RGB copy at :func:`target_size`, and the size of its content.
 
     Bigger inputs only cost time (the detector works at about 1000 px) and memory;
     boxes come back normalised, so they still fit the original image. Thin images are
@@ -120,11 +143,8 @@ def _prepare(image: Image.Image, max_side: int) -> tuple[Image.Image, tuple[int,
     and boxes are normalised to the content, not the padding.
     """
     img = image if image.mode == "RGB" else image.convert("RGB")
-    width, height = img.size
-    longer = max(width, height)
-    if max_side > 0 and longer > max_side:
-        scale = max_side / longer
-        width, height = max(1, round(width * scale)), max(1, round(height * scale))
+    width, height = target_size(img.width, img.height, max_side, enlarge_below, stretch_x)
+    if (width, height) != img.size:
         img = img.resize((width, height), Image.Resampling.LANCZOS)
     if width < MIN_SIDE or height < MIN_SIDE:
         canvas = Image.new("RGB", (max(width, MIN_SIDE), max(height, MIN_SIDE)), "white")

@@ -202,3 +202,25 @@ def test_picture_and_scanned_pdf_end_to_end(engine: RapidOcr) -> None:
     assert len(texts) == 2 and all(len(c.boxes) == 1 for c in texts)
     assert [c.modality for c in chunks][-1] == "page"
     print(f"scanned page render + OCR: {elapsed:.2f}s")
+
+
+def test_target_size_enlarges_small_stretches_and_fits() -> None:
+    from ingest.ocr.rapidocr import target_size
+
+    assert target_size(800, 200, 2000) == (800, 200)
+    assert target_size(400, 100, 2000, enlarge_below=1600) == (800, 200)  # at most 2x
+    assert target_size(1200, 300, 2000, enlarge_below=1600) == (1600, 400)
+    assert target_size(1800, 300, 2000, enlarge_below=1600) == (1800, 300)
+    assert target_size(800, 200, 2000, stretch_x=1.5) == (1200, 200)
+    # Fitting max_side keeps the stretched aspect ratio.
+    assert target_size(1600, 800, 2000, stretch_x=1.5) == (2000, 667)
+
+
+@given(st.integers(1, 5000), st.integers(1, 5000), st.integers(0, 3000),
+       st.floats(1.0, 3.0))
+def test_target_size_never_exceeds_max_side(w: int, h: int, enlarge: int,
+                                            stretch: float) -> None:
+    from ingest.ocr.rapidocr import target_size
+
+    tw, th = target_size(w, h, 2000, enlarge, stretch)
+    assert min(tw, th) >= 1 and max(tw, th) <= 2000
