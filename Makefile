@@ -2,10 +2,11 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DATA ?= .mmrag-demo
+PACKAGES := rag ingest pipeline api cli configs $(wildcard mcpserver)
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup test test-all demo lint bench examples clean
+.PHONY: setup test test-slow test-all check-install demo lint bench examples clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -15,17 +16,35 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
+# The fast tier: lint, types, unit + integration tests (no subprocess fleets, no servers).
 test: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy rag ingest api cli
-	$(PY) -m pytest -q
+	$(VENV)/bin/mypy $(PACKAGES)
+	$(PY) -m pytest -q -m "not slow"
 
-test-all: setup
-	$(PY) -m pytest -q -m "slow or not slow"
+# The slow tier: CLI subprocesses, real uvicorn servers, the full example eval.
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+test-all: test test-slow check-install
+
+# `pip install .` (not editable) into a fresh venv, then run the CLI from another
+# folder: catches package data (configs/, static files) missing from the wheel. The
+# fresh venv borrows the dependencies of $(VENV) through a .pth line, so nothing is
+# downloaded twice.
+CHECK_VENV ?= /tmp/mmrag-check-install
+check-install: setup
+	rm -rf $(CHECK_VENV) && python3 -m venv $(CHECK_VENV)
+	$(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" \
+		> $$($(CHECK_VENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/mmrag-deps.pth
+	$(CHECK_VENV)/bin/python -m pip install --quiet --no-deps .
+	cd /tmp && HF_HUB_OFFLINE=1 $(CHECK_VENV)/bin/mmrag collections --profile offline \
+		--data-dir $(CHECK_VENV)/data
+	cd /tmp && $(CHECK_VENV)/bin/python -c "import pipeline, rag; assert '$(CURDIR)' not in pipeline.__file__, pipeline.__file__; print('installed from', pipeline.__file__)"
 
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy rag ingest api cli
+	$(VENV)/bin/mypy $(PACKAGES)
 
 examples: setup
 	$(PY) examples/make_examples.py

@@ -1,6 +1,6 @@
 """The FastAPI app: ``create_app(settings)``.
 
-The lifespan builds exactly one :class:`~rag.pipeline.Pipeline`, loads its models before
+The lifespan builds exactly one :class:`~pipeline.Pipeline`, loads its models before
 the first request (a missing model fails start-up with its own message rather than the
 first user's request), and keeps it and the service on ``app.state``. Nothing is global,
 so tests and embedding applications can run several apps side by side.
@@ -26,7 +26,7 @@ from api.limits import BodyLimitMiddleware, upload_body_limit
 from api.metrics import Metrics, MetricsMiddleware
 from api.routers import chat, collections, documents, health, jobs, media, models, search
 from api.service import RagService
-from ingest.runner import JobStore
+from pipeline import Pipeline
 from rag.settings import Settings
 
 log = logging.getLogger("mmrag.api")
@@ -36,17 +36,18 @@ _JSON_OVERHEAD = 2 * 1024 * 1024
 
 
 def _start(settings: Settings, metrics: Metrics) -> RagService:
-    """Build the pipeline and warm every stage it will use (blocking: models load)."""
-    from rag.pipeline import Pipeline
-
+    """Build the pipeline, warm every stage (blocking: models load) and resume the
+    ingest jobs a previous process left unfinished."""
     pipeline = Pipeline(settings)
     try:
         pipeline.load()
-        # Build the lazily-created stages now, in one thread, rather than racing to
-        # build them in the first concurrent requests.
-        _ = pipeline.store, pipeline.media, pipeline.retriever, pipeline.runner
-        pipeline.generator.load()
-        return RagService(settings, pipeline, JobStore(settings.data_path / "jobs"), metrics)
+        service = RagService(settings, pipeline, metrics)
+        resumed = pipeline.resume_jobs()
+        for _ in resumed:
+            metrics.jobs_running.inc()
+        if resumed:
+            log.info("resumed %d interrupted ingest job(s)", len(resumed))
+        return service
     except BaseException:
         pipeline.close()
         raise

@@ -3,8 +3,9 @@
 Every failure the API returns is ``{"error": {"message", "type", "code", "param"}}``:
 the openai SDK and LangChain turn exactly that into a readable exception, so a user of
 those clients sees our message ("collection 'x' does not exist ...") rather than a
-generic status line. The status comes from the error class (``MmragError.status``), so
-``rag/`` and ``ingest/`` decide what is a 404 or a 413 without knowing HTTP exists.
+generic status line. The status of each error class is decided here alone
+(:data:`STATUS`, most specific class first), so ``rag/``, ``ingest/`` and ``pipeline/``
+raise typed errors without knowing HTTP exists.
 
 Bad input never becomes a 500: malformed JSON is a 400, a body that parses but does not
 fit the schema is a 422, and only a bug reaches the catch-all (logged, message generic).
@@ -22,7 +23,20 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rag.errors import MmragError
+from rag.errors import (
+    BadInput,
+    ConfigError,
+    Conflict,
+    FileRejected,
+    Forbidden,
+    LimitExceeded,
+    MmragError,
+    ModelUnavailable,
+    NotFound,
+    Unauthorized,
+    UnsupportedFile,
+    UpstreamError,
+)
 
 log = logging.getLogger("mmrag.api")
 
@@ -47,7 +61,35 @@ _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 class NotReady(MmragError):
     """The server is up but cannot serve yet (models loading, store unreachable)."""
 
-    status = 503
+
+class Busy(MmragError):
+    """The server is at a capacity limit right now; retrying later can succeed."""
+
+
+# Error class -> HTTP status, most specific first (subclasses before their bases).
+STATUS: tuple[tuple[type[MmragError], int], ...] = (
+    (UnsupportedFile, 415),
+    (FileRejected, 422),
+    (LimitExceeded, 413),
+    (BadInput, 400),
+    (Unauthorized, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (Busy, 429),
+    (UpstreamError, 502),
+    (ModelUnavailable, 503),
+    (NotReady, 503),
+    (ConfigError, 500),
+)
+
+
+def status_of(exc: BaseException) -> int:
+    """The HTTP status of one of our errors; 500 for anything else."""
+    for cls, status in STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
 
 
 def error_type(status: int) -> str:
@@ -77,7 +119,8 @@ def error_response(
 def payload_for(exc: BaseException) -> tuple[int, dict[str, Any]]:
     """Status and body for an exception raised where no handler can run (inside a stream)."""
     if isinstance(exc, MmragError):
-        return exc.status, error_payload(exc.status, str(exc), error_code(exc))
+        status = status_of(exc)
+        return status, error_payload(status, str(exc), error_code(exc))
     log.exception("unexpected error while streaming", exc_info=exc)
     return 500, error_payload(500, "internal server error; see the server log", "internal_error")
 
@@ -111,9 +154,10 @@ def install(app: FastAPI) -> None:
 
     async def on_mmrag(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, MmragError)
-        if exc.status >= 500:
+        status = status_of(exc)
+        if status >= 500:
             log.error("%s: %s", type(exc).__name__, exc)
-        return error_response(exc.status, str(exc), error_code(exc))
+        return error_response(status, str(exc), error_code(exc))
 
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

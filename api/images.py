@@ -29,8 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from ingest.loaders import decode_image
-from ingest.loaders.sniff import magic_mime
+from pipeline.inputs import decode_image, magic_mime
 from rag.errors import BadInput, LimitExceeded, UnsupportedFile
 from rag.settings import Settings
 

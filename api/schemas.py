@@ -262,7 +262,7 @@ class Job(BaseModel):
     id: str
     object: Literal["ingest.job"] = "ingest.job"
     collection: str
-    status: Literal["queued", "running", "done", "failed"]
+    status: Literal["queued", "running", "done", "failed", "cancelled"]
     files: list[FileStatus]
     files_done: int
     files_total: int

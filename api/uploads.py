@@ -15,10 +15,12 @@ reading the response, and a server that closes mid-upload makes them report a
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -30,6 +32,7 @@ METADATA_FIELD = "metadata"
 MAX_FIELD_BYTES = 64 * 1024
 DRAIN_BYTES = 64 * 1024 * 1024
 MAX_NAME_CHARS = 150
+MAX_METADATA_KEYS = 64
 
 
 @dataclass
@@ -223,3 +226,24 @@ def source_names(filenames: list[str], prefix: str = "upload/") -> list[str]:
         seen.add(candidate)
         out.append(prefix + candidate)
     return out
+
+
+def parse_metadata(raw: str | None) -> dict[str, Any]:
+    """The ``metadata`` form field: a flat JSON object of scalars (filterable values)."""
+    if raw is None or not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"metadata must be a JSON object ({exc})") from None
+    if not isinstance(value, dict):
+        raise BadInput("metadata must be a JSON object, e.g. {\"team\": \"ops\"}")
+    if len(value) > MAX_METADATA_KEYS:
+        raise BadInput(f"metadata has {len(value)} keys; the limit is {MAX_METADATA_KEYS}")
+    for key, item in value.items():
+        if not isinstance(item, str | int | float | bool):
+            raise BadInput(
+                f"metadata[{key!r}] must be a string, number or boolean so it can be "
+                "filtered on"
+            )
+    return value

@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from pipeline import Pipeline  # noqa: E402
 from rag.evaluate import read_queries  # noqa: E402
-from rag.pipeline import Pipeline  # noqa: E402
 from rag.settings import load_settings  # noqa: E402
 
 WORDS = (  # noqa: SIM905 (a readable word list)

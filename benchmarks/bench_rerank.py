@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from rag.pipeline import Pipeline  # noqa: E402
+from pipeline import Pipeline  # noqa: E402
 from rag.settings import load_settings  # noqa: E402
 
 

@@ -25,8 +25,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
-from ingest.ocr import ocr_text  # noqa: E402
-from ingest.ocr.rapidocr import RapidOcr  # noqa: E402
+from rag.ocr import ocr_text  # noqa: E402
+from rag.ocr.rapidocr import RapidOcr  # noqa: E402
 from rag.settings import OcrSettings  # noqa: E402
 
 LINES = [

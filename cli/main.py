@@ -13,40 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cli import serve
+from cli.common import common_options, open_image, pipeline_from_args
 from rag.errors import MmragError, ModelUnavailable, UpstreamError
-from rag.settings import load_settings
 from rag.types import MODALITIES, Filter
-
-
-def settings_from_args(args: argparse.Namespace) -> Any:
-    overrides: dict[str, Any] = {}
-    if getattr(args, "data_dir", None):
-        overrides["data_dir"] = args.data_dir
-    return load_settings(args.profile, overrides=overrides)
-
-
-def pipeline_from_args(args: argparse.Namespace) -> Any:
-    from rag.pipeline import Pipeline
-
-    return Pipeline(settings_from_args(args))
-
-
-def open_image(path: str | None, pipe: Any) -> Any:
-    """A query image, read with the same loader and limits as ingested files."""
-    if not path:
-        return None
-    from ingest.loaders import load_document
-
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise MmragError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    doc = load_document(str(p), data, ingest=pipe.settings.ingest, ocr=None, render_pages=True)
-    image = doc.pages[0].image if doc.pages else None
-    if image is None:
-        raise MmragError(f"{path}: not an image")
-    return image
 
 
 def _filter(args: argparse.Namespace) -> Filter | None:
@@ -200,11 +170,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default=None, help="settings profile (configs/<name>.yaml)")
-    p.add_argument("--data-dir", default=None, help="where embedded data lives (MMRAG_DATA_DIR)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmrag", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -214,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--collection", required=True)
     p.add_argument("--meta", action="append", metavar="KEY=VALUE", help="metadata for all files")
     p.add_argument("--json", action="store_true")
-    _common(p)
+    common_options(p)
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("search", help="search a collection with text and/or an image")
@@ -226,29 +191,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source-prefix", default=None)
     p.add_argument("--where", action="append", metavar="KEY=VALUE", help="metadata filter")
     p.add_argument("--json", action="store_true")
-    _common(p)
+    common_options(p)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("collections", help="list collections")
     p.add_argument("--json", action="store_true")
-    _common(p)
+    common_options(p)
     p.set_defaults(func=cmd_collections)
 
     p = sub.add_parser("documents", help="list the sources stored in a collection")
     p.add_argument("--collection", required=True)
     p.add_argument("--json", action="store_true")
-    _common(p)
+    common_options(p)
     p.set_defaults(func=cmd_documents)
 
     p = sub.add_parser("delete", help="remove a source from a collection")
     p.add_argument("source")
     p.add_argument("--collection", required=True)
-    _common(p)
+    common_options(p)
     p.set_defaults(func=cmd_delete)
 
     p = sub.add_parser("drop", help="delete a whole collection")
     p.add_argument("collection")
-    _common(p)
+    common_options(p)
     p.set_defaults(func=cmd_drop)
 
     p = sub.add_parser("eval", help="R@1, R@5, MRR of a queries.jsonl against a collection")
@@ -257,15 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--json", action="store_true")
     p.add_argument("--show-misses", action="store_true")
-    _common(p)
+    common_options(p)
     p.set_defaults(func=cmd_eval)
 
-    try:
-        from cli.serve import add_commands
-    except ImportError:
-        pass
-    else:
-        add_commands(sub, _common)
+    serve.add_commands(sub)
     return parser
 
 

@@ -11,16 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from typing import Any
 
+from cli.common import common_options, open_image, pipeline_from_args, settings_from_args
 from rag.errors import ConfigError
 from rag.settings import ApiSettings
 from rag.types import Answer
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
-
-CommonFn = Callable[[argparse.ArgumentParser], None]
 
 
 def check_bind(host: str, api: ApiSettings) -> str | None:
@@ -46,8 +44,6 @@ def check_bind(host: str, api: ApiSettings) -> str | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from cli.main import settings_from_args
-
     settings = settings_from_args(args)
     host = args.host or settings.api.host
     port = args.port or settings.api.port
@@ -81,30 +77,23 @@ def format_answer(answer: Answer) -> str:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from cli.main import open_image, pipeline_from_args
-
-    pipe = pipeline_from_args(args)
-    try:
+    with pipeline_from_args(args) as pipe:
         answer = pipe.ask(args.collection, args.question, open_image(args.image, pipe),
                           limit=args.limit)
-    finally:
-        pipe.close()
     if args.json:
-        from api.langchain import answer_to_dict
-
-        print(json.dumps(answer_to_dict(answer), ensure_ascii=False, indent=2))
+        print(json.dumps(answer.to_json(), ensure_ascii=False, indent=2))
     else:
         print(format_answer(answer))
     return 0
 
 
-def add_commands(sub: Any, common: CommonFn) -> None:
+def add_commands(sub: Any) -> None:
     p = sub.add_parser("serve", help="run the HTTP API (OpenAI-compatible chat, search, uploads)")
     p.add_argument("--host", default=None, help="bind address (default: api.host, 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default: api.port, 8080)")
     p.add_argument("--log-level", default="info",
                    choices=["critical", "error", "warning", "info", "debug"])
-    common(p)
+    common_options(p)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("ask", help="answer a question from a collection, with citations")
@@ -113,5 +102,5 @@ def add_commands(sub: Any, common: CommonFn) -> None:
     p.add_argument("--image", default=None, help="an image to ask about (with or without text)")
     p.add_argument("--limit", type=int, default=None, help="how many sources to retrieve")
     p.add_argument("--json", action="store_true")
-    common(p)
+    common_options(p)
     p.set_defaults(func=cmd_ask)

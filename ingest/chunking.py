@@ -18,9 +18,9 @@ from langchain_text_splitters import Language, RecursiveCharacterTextSplitter
 
 from ingest.hashing import VISUAL_CHUNK
 from ingest.loaders.base import LoadedDocument, LoadedPage
-from ingest.ocr.base import ocr_layout
 from rag.errors import ConfigError
-from rag.media import media_key
+from rag.ocr.base import ocr_layout
+from rag.payload import media_key
 from rag.settings import ChunkSettings
 from rag.types import Chunk, Modality, OcrBox
 
@@ -157,7 +157,7 @@ def line_spans(page: LoadedPage) -> list[tuple[int, int]]:
     """Character span of each box's line of ``page`` within ``page.text``; ``(-1, -1)``
     for a line not found.
 
-    Loaders build OCR text with :func:`~ingest.ocr.base.ocr_layout`, so its spans are
+    Loaders build OCR text with :func:`~rag.ocr.base.ocr_layout`, so its spans are
     exact; for text assembled some other way (a PDF text layer, whose boxes pdfium
     reads while pypdf reads the text) each line is looked up in order, exactly first,
     then ignoring whitespace, from the end of the previous line or else anywhere.

@@ -1,34 +1,14 @@
-"""Chunks to Qdrant points: the payload layout and the vectors of each path."""
+"""Chunks to points: the vectors of each path (the payload layout is rag.payload's)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import PurePath
-from typing import Any
 
-from ingest.hashing import path_prefixes, point_id
+from ingest.hashing import point_id
 from rag.encoders import Encoders
+from rag.payload import chunk_payload
 from rag.types import BM25, CLIP, TEXT, Chunk, Point, Vector
-
-
-def chunk_payload(c: Chunk) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "doc_id": c.doc_id,
-        "source": c.source,
-        "path_prefixes": path_prefixes(c.source),
-        "mime": c.mime,
-        "modality": c.modality,
-        "page": c.page,
-        "chunk": c.chunk,
-        "title": c.title,
-        "text": c.text,
-        "boxes": [b.to_payload() for b in c.boxes],
-        "media": c.media,
-        "meta": c.metadata,
-    }
-    if c.tenant is not None:
-        payload["tenant"] = c.tenant
-    return payload
 
 
 def title_words(title: str) -> str:

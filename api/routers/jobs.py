@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from api import schemas as s
 from api import sse
@@ -23,6 +24,9 @@ def get_job(job_id: str, service: ServiceDep, principal: PrincipalDep) -> s.Job:
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
-def job_events(job_id: str, service: ServiceDep, principal: PrincipalDep) -> StreamingResponse:
+async def job_events(
+    job_id: str, service: ServiceDep, principal: PrincipalDep
+) -> StreamingResponse:
     """``progress`` events as files finish, then one ``done`` event; the stream ends."""
+    await run_in_threadpool(service.get_job, job_id, principal)  # 404 before the stream
     return sse.job_stream(service.job_events(job_id, principal))

@@ -29,13 +29,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 import qdrant_edge as qe
 
-from rag.errors import BadInput, Conflict, MmragError
+from rag.errors import Conflict, MmragError
+from rag.payload import INDEXED_KEYS
 from rag.store._common import (
     COLLECTION_NAME,
     RRF_K,
@@ -43,16 +43,19 @@ from rag.store._common import (
     CleanPath,
     CleanPoint,
     Layout,
+    StoreBase,
+    check_batch,
     check_name,
     check_spec,
     clean_points,
     clean_request,
     conflict,
+    delete_conditions,
     not_found,
     paged_hits,
     scored_hits,
 )
-from rag.store._filters import INDEXED_KEYS, Conditions, MatchAnyOf, NumberEquals, translate
+from rag.store._filters import Conditions, MatchAnyOf, NumberEquals, translate
 from rag.types import CollectionSpec, Filter, Hit, Point, SearchRequest
 
 # Where Qdrant Edge persists a shard's configuration (documented in its shard lifecycle
@@ -161,7 +164,7 @@ def _nearest(path: CleanPath) -> qe.Query:
     return qe.Query.Nearest(path.dense, using=path.using)
 
 
-class EdgeStore:
+class EdgeStore(StoreBase):
     """:class:`~rag.store.base.VectorStore` on Qdrant Edge, persisted under ``root``."""
 
     def __init__(self, root: Path) -> None:
@@ -169,17 +172,6 @@ class EdgeStore:
         self.root = Path(root).expanduser()
         self._lock = threading.Lock()  # guards _shards and folder-level changes
         self._shards: dict[str, _Shard] = {}
-
-    def __enter__(self) -> EdgeStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- collections -------------------------------------------------------------------
 
@@ -265,15 +257,7 @@ class EdgeStore:
             shard.flush()
 
     def delete(self, collection: str, flt: Filter) -> int:
-        check_name(collection)
-        conds = translate(flt)
-        if conds is None:
-            raise BadInput(
-                f"refusing to delete from {collection!r} with an empty filter (it would "
-                "delete every point); give a filter such as doc_id or source, or drop "
-                "the collection"
-            )
-        engine_filter = _filter(conds)
+        engine_filter = _filter(delete_conditions(collection, flt))
         assert engine_filter is not None  # conds is not None
         with self._use(collection, "delete from") as shard:
             n = shard.count(qe.CountRequest(exact=True, filter=engine_filter))
@@ -318,8 +302,7 @@ class EdgeStore:
     def scroll(
         self, collection: str, flt: Filter | None = None, batch: int = 256
     ) -> Iterator[Hit]:
-        if batch < 1:
-            raise BadInput(f"scroll batch must be at least 1, got {batch}")
+        check_batch(batch)
         self._open(collection)  # NotFound now, not on the first next()
         return self._pages(collection, _filter(translate(flt)), batch)
 

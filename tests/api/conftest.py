@@ -136,8 +136,7 @@ class Server:
 
     def ingest(self, collection: str, files: dict[str, bytes]) -> None:
         """Seed a collection through the pipeline the server runs (same process)."""
-        items = [(name, (lambda d=data: d)) for name, data in files.items()]
-        report = self.pipeline.runner.run(collection, items)
+        report = self.pipeline.ingest_bytes(collection, files)
         assert not report.failed, report.summary()
 
 

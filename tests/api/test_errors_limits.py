@@ -11,6 +11,8 @@ from PIL import Image
 
 from tests.api.conftest import COLLECTION, MAX_PIXELS, Server, data_url, raw_request
 
+# Real uvicorn servers on loopback: the slow tier (make test-slow).
+pytestmark = pytest.mark.slow
 
 def ask(http: httpx.Client, content: Any, **extra: Any) -> httpx.Response:
     body = {"model": COLLECTION, "messages": [{"role": "user", "content": content}], **extra}

@@ -71,6 +71,7 @@ def test_load_image_never_raises_anything_but_our_errors(url: str) -> None:
         load_image(url, policy)
 
 
+@pytest.mark.slow
 def test_fetch_pinned_reads_from_the_vetted_address(server: Server) -> None:
     """The fetch itself, against our own server (a vetted public address cannot be
     reached from the test machine): Host header kept, size capped while streaming."""

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.api.conftest import (
     COFFEE_TXT,
@@ -17,6 +18,9 @@ from tests.api.conftest import (
     raw_request,
     wait_job,
 )
+
+# Real uvicorn servers on loopback: the slow tier (make test-slow).
+pytestmark = pytest.mark.slow
 
 GLOSSARY = b"""# Glossary
 
@@ -32,8 +36,8 @@ def upload(
 
 
 def points(server: Server, collection: str) -> int:
-    names = server.pipeline.store.collections()
-    return server.pipeline.store.count(collection) if collection in names else 0
+    names = server.pipeline.collection_names()
+    return server.pipeline.count(collection) if collection in names else 0
 
 
 def test_upload_job_search_and_chat(http: httpx.Client) -> None:
@@ -138,7 +142,7 @@ def test_too_big_file_is_413_and_stores_nothing(server: Server, http: httpx.Clie
     assert r.status_code == 413, r.text
     assert "big.txt" in r.json()["error"]["message"]
     assert "api.max_upload_bytes" in r.json()["error"]["message"]
-    assert "toobig" not in server.pipeline.store.collections()
+    assert "toobig" not in server.pipeline.collection_names()
 
 
 def test_too_many_files_is_413(server: Server, http: httpx.Client) -> None:
@@ -146,7 +150,7 @@ def test_too_many_files_is_413(server: Server, http: httpx.Client) -> None:
     r = upload(http, "toomany", files)
     assert r.status_code == 413
     assert "api.max_files_per_request" in r.json()["error"]["message"]
-    assert "toomany" not in server.pipeline.store.collections()
+    assert "toomany" not in server.pipeline.collection_names()
 
 
 def test_huge_declared_upload_is_refused_before_reading(server: Server) -> None:
@@ -204,5 +208,5 @@ def test_job_survives_in_the_job_store(http: httpx.Client, server: Server) -> No
     response = upload(http, "events", [("late.txt", b"Late note on rivets.")])
     job = wait_job(http, response.json()["id"])
     time.sleep(0.05)
-    stored = server.app.state.service.jobs.get(job["id"])
+    stored = server.app.state.pipeline.job(job["id"])
     assert stored.status == "done"

@@ -6,8 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.service import parse_metadata
-from api.uploads import MAX_NAME_CHARS, sanitize_filename, source_names
+from api.uploads import MAX_NAME_CHARS, parse_metadata, sanitize_filename, source_names
 from rag.errors import BadInput
 
 

@@ -61,7 +61,7 @@ def test_quoting_an_ocr_line_narrows_the_box(media: MediaStore, hits: list[Hit])
     assert '- "ADMIN: http://192.168.1.1" [2]' in answer.text
     label = next(c for c in answer.citations if c.index == 2)
     assert label.box == (0.12, 0.20, 0.78, 0.31)
-    assert label.media_url == f"/v1/media/{hits[1].media}"
+    assert label.media == hits[1].media
     # Source [1] matches none of the question's words; it is still named and cited.
     assert "Top search result: [1] docs/guide.pdf p.3" in answer.text
     assert answer.citations[0].index == 1

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ingest.ocr.base import OcrEngine, ocr_layout, ocr_text, quad_to_box, reading_order
-from ingest.ocr.rapidocr import RapidOcr
 from rag.errors import ConfigError
+from rag.ocr.base import OcrEngine, ocr_layout, ocr_text, quad_to_box, reading_order
+from rag.ocr.rapidocr import RapidOcr
 from rag.settings import OcrSettings
 
 BACKENDS: dict[str, Callable[[OcrSettings], OcrEngine]] = {

@@ -18,9 +18,9 @@ from PIL import Image, ImageDraw
 
 from ingest.chunking import chunk_document
 from ingest.loaders import load_document
-from ingest.ocr import BACKENDS, OcrEngine, RapidOcr, build_ocr, ocr_layout, ocr_text
-from ingest.ocr.base import quad_to_box, reading_order
 from rag.errors import ConfigError
+from rag.ocr import BACKENDS, OcrEngine, RapidOcr, build_ocr, ocr_layout, ocr_text
+from rag.ocr.base import quad_to_box, reading_order
 from rag.settings import ChunkSettings, IngestSettings, OcrSettings
 from rag.types import OcrBox
 from tests.ingest.files import encode, font, scanned_pdf, text_image
@@ -205,7 +205,7 @@ def test_picture_and_scanned_pdf_end_to_end(engine: RapidOcr) -> None:
 
 
 def test_target_size_enlarges_small_stretches_and_fits() -> None:
-    from ingest.ocr.rapidocr import target_size
+    from rag.ocr.rapidocr import target_size
 
     assert target_size(800, 200, 2000) == (800, 200)
     assert target_size(400, 100, 2000, enlarge_below=1600) == (800, 200)  # at most 2x
@@ -220,7 +220,7 @@ def test_target_size_enlarges_small_stretches_and_fits() -> None:
        st.floats(1.0, 3.0))
 def test_target_size_never_exceeds_max_side(w: int, h: int, enlarge: int,
                                             stretch: float) -> None:
-    from ingest.ocr.rapidocr import target_size
+    from rag.ocr.rapidocr import target_size
 
     tw, th = target_size(w, h, 2000, enlarge, stretch)
     assert min(tw, th) >= 1 and max(tw, th) <= 2000

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from ingest.ocr.base import quad_to_box, reading_order
 from rag.errors import FileRejected, MmragError, ModelUnavailable
+from rag.ocr.base import quad_to_box, reading_order
 from rag.settings import OcrSettings
 from rag.types import OcrBox
 
@@ -37,7 +37,7 @@ _TUNING: dict[str, Any] = {
 
 
 class RapidOcr:
-    """An :class:`~ingest.ocr.base.OcrEngine` over ``rapidocr_onnxruntime.RapidOCR``.
+    """An :class:`~rag.ocr.base.OcrEngine` over ``rapidocr_onnxruntime.RapidOCR``.
 
     Construction is cheap; the ONNX sessions are created once, on :meth:`load` or the
     first :meth:`read`. One engine serves all threads: RapidOCR keeps per-call state on

@@ -6,29 +6,28 @@ and OCR it, chunk, embed, upsert, then delete the points of that source's previo
 version (``replaced``). The new points are written before the old ones go, and a failure
 while writing removes what was written for that file, so a bad file never loses or
 duplicates what was stored. One bad file is reported by name and the batch goes on.
-Progress and per-file status go to a callback and, for API jobs, to a JSON state file.
+Progress and per-file status go to a callback; jobs (``pipeline/jobs.py``) persist them.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from ingest.chunking import chunk_document
 from ingest.hashing import sha256_bytes
 from ingest.loaders import load_document
-from ingest.ocr import OcrEngine
 from ingest.points import embed_chunks
 from rag.encoders import Encoders
 from rag.errors import BadInput, LimitExceeded, MmragError, NotFound
-from rag.media import MediaStore, media_key
+from rag.media import MediaStore
+from rag.ocr import OcrEngine
+from rag.payload import media_key
 from rag.settings import Settings
 from rag.store import VectorStore
 from rag.types import CollectionSpec, Filter
@@ -264,82 +263,3 @@ class IngestRunner:
             # Roll back this file's new points; its previous version is still intact.
             self.store.delete(collection, Filter(source=name, doc_id=doc_id))
             raise
-
-
-# --- persistent jobs (the API's upload jobs) -------------------------------------------
-
-
-@dataclass
-class Job:
-    id: str
-    collection: str
-    status: Literal["queued", "running", "done", "failed"] = "queued"
-    files: list[FileResult] = field(default_factory=list)
-    files_done: int = 0
-    chunks: int = 0
-    created: float = field(default_factory=time.time)
-    finished: float | None = None
-    error: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Job:
-        files = [FileResult(**f) for f in data.pop("files", [])]
-        return cls(files=files, **data)
-
-
-class JobStore:
-    """Job state as one JSON file per job, written atomically, so a restarted server still
-    answers ``GET /v1/jobs/{id}`` for jobs it ran before."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        self._lock = threading.Lock()
-
-    def new(self, collection: str, names: list[str]) -> Job:
-        job = Job(id=uuid.uuid4().hex, collection=collection,
-                  files=[FileResult(source=n) for n in names])
-        self.save(job)
-        return job
-
-    def save(self, job: Job) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        path = self.root / f"{job.id}.json"
-        tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
-        with self._lock:
-            tmp.write_text(json.dumps(job.to_json()))
-            tmp.replace(path)
-
-    def get(self, job_id: str) -> Job:
-        if not job_id.isalnum():
-            raise NotFound(f"job {job_id!r} does not exist")
-        path = self.root / f"{job_id}.json"
-        try:
-            return Job.from_json(json.loads(path.read_text()))
-        except FileNotFoundError:
-            raise NotFound(f"job {job_id!r} does not exist") from None
-
-    def run(self, runner: IngestRunner, job: Job, items: list[FileItem], **kwargs: Any) -> Job:
-        """Run a job to completion, saving its state after every file."""
-        job.status = "running"
-        self.save(job)
-
-        def on_progress(p: Progress) -> None:
-            job.files_done, job.chunks = p.files_done, p.chunks
-            if p.result is not None:
-                job.files[p.files_done - 1] = p.result
-                self.save(job)
-
-        try:
-            report = runner.run(job.collection, items, progress=on_progress, **kwargs)
-            job.files = report.files
-            job.status = "done"
-        except MmragError as exc:
-            job.status, job.error = "failed", str(exc)
-        except Exception as exc:  # a bug must not leave the job "running" forever
-            job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"
-        job.finished = time.time()
-        self.save(job)
-        return job
