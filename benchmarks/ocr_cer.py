@@ -46,13 +46,14 @@ FONTS = [
 ]
 VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     # name: (OcrSettings fields, RapidOCR constructor options)
-    "baseline": ({}, {}),
-    "unclip1.6": ({}, {"det_unclip_ratio": 1.6}),
+    "baseline": ({"stretch_x": 1.0}, {}),
+    "unclip1.6": ({"stretch_x": 1.0}, {"det_unclip_ratio": 1.6}),
+    "stretch1.3": ({"stretch_x": 1.3}, {}),
     "stretch1.5": ({"stretch_x": 1.5}, {}),
     "stretch2": ({"stretch_x": 2.0}, {}),
-    "enlarge": ({"enlarge_below": 1600}, {}),
+    "enlarge": ({"enlarge_below": 1600, "stretch_x": 1.0}, {}),
     "enlarge+stretch1.5": ({"enlarge_below": 1600, "stretch_x": 1.5}, {}),
-    "box0.4+text0.4": ({}, {"det_box_thresh": 0.4}),
+    "box0.4": ({"stretch_x": 1.0}, {"det_box_thresh": 0.4}),
 }
 _NUMBER = re.compile(r"\d[\d,.:%]*\d|\d")
 

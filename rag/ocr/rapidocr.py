@@ -7,6 +7,7 @@ quadrilaterals, its exceptions) stay inside this module.
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
 #   screenshots up 5x splits lines into fragments;
 # - a wider box around each detected line (unclip 2.0 instead of 1.6): on tight crops
 #   the recogniser drops the spaces between words ("Invoicenumber4521isoverdue").
+# Two more for numbers (benchmarks/ocr_cer.py): the page is stretched 1.3x along x
+# (``ocr.stretch_x``) so the recogniser's CTC decoder has enough steps per character
+# not to merge "000" into "00" or drop spaces ("9,00to61,00" in the example scan), and
+# "o"/"O" inside numbers are read as zeros (:func:`fix_digits`).
 _TUNING: dict[str, Any] = {
     "use_cls": False,
     "det_limit_type": "max",
@@ -106,8 +111,29 @@ class RapidOcr:
             score = min(1.0, max(0.0, score))
             if not text or score < self.settings.min_confidence:
                 continue
-            boxes.append(OcrBox(text, quad_to_box(quad, width, height), score))
+            boxes.append(OcrBox(fix_digits(text), quad_to_box(quad, width, height), score))
         return boxes
+
+
+# A number as OCR reads it: digits with "o"/"O" mixed in, commas and dots between.
+_NUMBERISH = re.compile(r"(?<![A-Za-z])[0-9oO](?:[0-9oO]|[.,](?=[0-9oO]))*(?![A-Za-z])")
+
+
+def fix_digits(text: str) -> str:
+    """Read "o"/"O" as zero inside numbers: "9,o00" -> "9,000", "1o24" -> "1024".
+
+    The recogniser confuses the two in digit runs (its Chinese+Latin charset has both);
+    a token counts as a number only when it holds a real digit and touches no letter,
+    so words ("on", "OO") and identifiers ("v2o") are left alone. Pure.
+    """
+
+    def repl(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if not any(ch.isdigit() for ch in token):
+            return token
+        return token.replace("o", "0").replace("O", "0")
+
+    return _NUMBERISH.sub(repl, text)
 
 
 # RapidOCR scales images up until the shorter side is 30 px: a 2000 x 1 strip would

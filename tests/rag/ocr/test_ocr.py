@@ -224,3 +224,28 @@ def test_target_size_never_exceeds_max_side(w: int, h: int, enlarge: int,
 
     tw, th = target_size(w, h, 2000, enlarge, stretch)
     assert min(tw, th) >= 1 and max(tw, th) <= 2000
+
+
+@pytest.mark.parametrize(
+    ("raw", "fixed"),
+    [
+        ("about 9,o00 to 61,0o0 queries", "about 9,000 to 61,000 queries"),
+        ("from 3o0 seconds (thread: 1o24)", "from 300 seconds (thread: 1024)"),
+        ("O.5 s and 1O%", "0.5 s and 10%"),
+        ("go on, look at OO and v2o and o2b", "go on, look at OO and v2o and o2b"),
+        ("port 8o, ends.", "port 80, ends."),
+    ],
+)
+def test_fix_digits_reads_o_as_zero_only_inside_numbers(raw: str, fixed: str) -> None:
+    from rag.ocr.rapidocr import fix_digits
+
+    assert fix_digits(raw) == fixed
+
+
+def test_stretched_scan_keeps_numbers_and_spaces(engine: RapidOcr) -> None:
+    """The example corpus's failure: "9,000 to 61,000" read as "9,00to61,00"."""
+    img = Image.new("RGB", (1100, 70), "white")
+    ImageDraw.Draw(img).text((12, 16), "the load rose from about 9,000 to 61,000 queries per",
+                             fill=(30, 30, 30), font=font(30))
+    text = ocr_text(engine.read(img))
+    assert "9,000 to 61,000" in text, text
