@@ -199,15 +199,16 @@ def test_text_layer_pdf_hits_carry_boxes_and_a_stored_page(tmp_path: Path,
     try:
         pipe.ingest("c", [str(tmp_path / "gw.pdf")])
         hit = pipe.search("c", "how many requests per second on the reports path", limit=1)[0]
+        page_image = pipe.media_bytes(hit.media) if hit.media else None
     finally:
         pipe.close()
     assert hit.source.endswith("gw.pdf") and hit.modality == "text" and hit.page == 1
     assert [b.text for b in hit.boxes] == lines
     assert all(b.confidence == 1.0 and 0 <= b.box[0] < b.box[2] <= 1 for b in hit.boxes)
     if store_pages:
-        assert hit.media and pipe.media.exists(hit.media)
+        assert page_image and page_image[:4] == b"RIFF"  # the stored WebP render
     else:
-        assert hit.media is None
+        assert hit.media is None and page_image is None
 
 
 def test_empty_query_is_a_clear_error(small: tuple[Pipeline, Path]) -> None:
