@@ -9,6 +9,7 @@ region of the page.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -141,11 +142,25 @@ def _find_each(text: str, chunks: list[str]) -> list[int]:
     return starts
 
 
+def _find_loose(text: str, needle: str, cursor: int) -> tuple[int, int] | None:
+    """Span of ``needle`` in ``text`` at or after ``cursor``, any whitespace (or none)
+    between its words; text layers space words differently depending on the parser."""
+    words = needle.split()
+    if not words:
+        return None
+    pattern = re.compile(r"\s*".join(re.escape(w) for w in words))
+    match = pattern.search(text, cursor)
+    return (match.start(), match.end()) if match else None
+
+
 def line_spans(page: LoadedPage) -> list[tuple[int, int]]:
-    """Character span of each OCR line of ``page`` within ``page.text``.
+    """Character span of each box's line of ``page`` within ``page.text``; ``(-1, -1)``
+    for a line not found.
 
     Loaders build OCR text with :func:`~rag.ocr.base.ocr_layout`, so its spans are
-    exact; for text assembled some other way each line is looked up in order.
+    exact; for text assembled some other way (a PDF text layer, whose boxes pdfium
+    reads while pypdf reads the text) each line is looked up in order, exactly first,
+    then ignoring whitespace, from the end of the previous line or else anywhere.
     """
     text, spans = ocr_layout(page.boxes)
     if text == page.text:
@@ -153,14 +168,20 @@ def line_spans(page: LoadedPage) -> list[tuple[int, int]]:
     found: list[tuple[int, int]] = []
     cursor = 0
     for box in page.boxes:
-        start = page.text.find(box.text, cursor) if box.text else -1
-        if start < 0 and box.text:
-            start = page.text.find(box.text)
-        if start < 0:
+        span: tuple[int, int] | None = None
+        if box.text:
+            start = page.text.find(box.text, cursor)
+            if start >= 0:
+                span = (start, start + len(box.text))
+            else:
+                span = _find_loose(page.text, box.text, cursor) or _find_loose(
+                    page.text, box.text, 0
+                )
+        if span is None:
             found.append((-1, -1))
             continue
-        found.append((start, start + len(box.text)))
-        cursor = start + len(box.text)
+        found.append(span)
+        cursor = span[1]
     return found
 
 
@@ -201,9 +222,11 @@ def chunk_page(
     visual_points: bool,
     metadata: dict[str, Any],
     tenant: str | None,
+    page_media: bool = True,
 ) -> list[Chunk]:
     """Chunks of one page (see :func:`chunk_document`); lets the runner stream pages."""
-    media = media_key(doc_id, page.page) if page.image is not None else None
+    stored = page.image is not None and (page_media or page.kind == "image")
+    media = media_key(doc_id, page.page) if stored else None
     spans = line_spans(page) if page.boxes else []
 
     def make(
@@ -265,6 +288,7 @@ def chunk_document(
     visual_points: bool,
     metadata: dict[str, Any],
     tenant: str | None,
+    page_media: bool = True,
 ) -> list[Chunk]:
     """Every chunk of a loaded document, page by page.
 
@@ -272,7 +296,9 @@ def chunk_document(
     (chunk -1) with all its OCR text and boxes, plus text chunks when that text is longer
     than one chunk; for a rendered PDF page, one ``page`` point (chunk -1) when
     ``visual_points``. Text chunks of a page that has an image share its ``media`` key
-    so a citation can show the region its boxes mark.
+    so a citation can show the region its boxes mark; with ``page_media`` false
+    (``ingest.store_page_images: false``) rendered PDF pages are not stored, so their
+    chunks carry no media key (pictures always keep theirs).
     """
     out: list[Chunk] = []
     for page in doc.pages:
@@ -287,6 +313,7 @@ def chunk_document(
                 visual_points=visual_points,
                 metadata=metadata,
                 tenant=tenant,
+                page_media=page_media,
             )
         )
     return out

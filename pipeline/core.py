@@ -116,7 +116,7 @@ class Pipeline:
             self.settings.retrieval,
             self._store,
             self._encoders,
-            build_reranker(self.settings.retrieval),
+            build_reranker(self.settings.retrieval, self._media, self.settings.offline),
             read_image=self._read_image if self._ocr is not None else None,
         )
 
@@ -151,6 +151,9 @@ class Pipeline:
         not mid-request, and server threads never race to build a stage lazily."""
         _ = (self._store, self._media, self._retriever, self._runner)
         self._encoders.load()
+        reranker_load = getattr(self._retriever.reranker, "load", None)
+        if reranker_load is not None:
+            reranker_load()
         if self._ocr is not None and hasattr(self._ocr, "load"):
             self._ocr.load()
         self._generator.load()

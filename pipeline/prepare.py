@@ -47,7 +47,10 @@ def prepare(
 ) -> Prepared:
     """Load and chunk one file, store its page images, and check the per-file limits."""
     ingest = settings.ingest
-    doc = load_document(name, data, ingest=ingest, ocr=ocr, render_pages=visual)
+    # Every PDF page is rendered for CLIP's page points, and for the stored page image
+    # that citations and the VLM show (``ingest.store_page_images``).
+    doc = load_document(name, data, ingest=ingest, ocr=ocr,
+                        render_pages=visual or ingest.store_page_images)
     chars = sum(len(p.text) for p in doc.pages)
     if chars > ingest.max_chars:
         raise LimitExceeded(
@@ -57,6 +60,7 @@ def prepare(
     chunks = chunk_document(
         doc, doc_id=doc_id, source=name, chunking=settings.chunking,
         visual_points=visual, metadata=metadata, tenant=tenant,
+        page_media=ingest.store_page_images,
     )
     if not chunks:
         raise BadInput(f"{name}: no text or image content found")
@@ -66,8 +70,8 @@ def prepare(
             "per file (ingest.max_chunks); split the file or raise the limit"
         )
     media = MediaStore(settings.data_path / "media")
-    for page in doc.pages:
-        if page.image is not None:  # chunks of this page carry its media key
+    for page in doc.pages:  # chunks of these pages carry their media keys
+        if page.image is not None and (ingest.store_page_images or page.kind == "image"):
             media.put(media_key(doc_id, page.page), page.image, max_side=ingest.media_max_side)
     if not visual:
         for c in chunks:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from rag.encoders import Encoders
 from rag.errors import BadInput, Conflict
-from rag.rerank import Reranker
+from rag.rerank import Reranker, apply_reranker
 from rag.settings import RetrievalSettings
 from rag.store import VectorStore
 from rag.types import BM25, CLIP, TEXT, Filter, Hit, SearchRequest, Vector, VectorQuery
@@ -101,7 +101,7 @@ class Retriever:
             with_vectors=self.reranker.needs_vectors,
         )
         hits = self.store.query(collection, request)
-        hits = self.reranker.rerank(query, hits, limit)
+        hits = apply_reranker(self.reranker, query, hits, limit, text or "", image)
         for h in hits:
             h.vectors = {}
         return hits

@@ -119,6 +119,13 @@ class OcrSettings(_Section):
     # Text lines recognised per forward pass (RapidOCR's default is 6; larger batches pad
     # lines to a common width and can change a few characters).
     rec_batch_size: int = 6
+    # Images whose longer side is under this are enlarged (up to 2x) before detection, so
+    # the small text of a cropped screenshot is found and read (0: never enlarge).
+    enlarge_below: int = 0
+    # Horizontal stretch before OCR. The recogniser reads a line at a fixed height and
+    # decodes CTC steps along x; a wider line gives repeated digits ("000") and spaces
+    # enough steps not to be merged away (1.0: off; 1.3 measured in benchmarks/ocr_cer.py).
+    stretch_x: float = 1.3
 
 
 class ChunkSettings(_Section):
@@ -145,6 +152,35 @@ class IngestSettings(_Section):
     workers: int = -1
 
 
+class CrossEncoderRerankSettings(_Section):
+    """The ``cross_encoder`` reranker: a sentence-transformers CrossEncoder by name or folder
+    (e.g. ``cross-encoder/ms-marco-MiniLM-L6-v2``, ``BAAI/bge-reranker-base``)."""
+
+    model: str = "cross-encoder/ms-marco-MiniLM-L6-v2"
+    device: str = "cpu"
+    batch_size: int = 32
+    # Tokens per (query, passage) pair; longer passages are truncated by the tokenizer.
+    max_length: int = 512
+    # How many of the fused candidates are re-scored (the rest keep their fused order).
+    candidates: int = 30
+
+
+class VlmRerankSettings(_Section):
+    """The ``vlm`` reranker: an OpenAI-compatible vision endpoint scores each candidate."""
+
+    base_url: str | None = None
+    model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
+    api_key: str | None = None
+    timeout_s: float = 60.0
+    max_tokens: int = 256
+    # Candidates shown to the model in one request, and how many of them with an image.
+    candidates: int = 8
+    max_images: int = 4
+    image_max_side: int = 768
+    # Characters of each candidate's text shown to the model.
+    max_chars: int = 800
+
+
 class RetrievalSettings(_Section):
     fusion: Literal["rrf", "dbsf"] = "rrf"
     prefetch_limit: int = 50
@@ -156,7 +192,8 @@ class RetrievalSettings(_Section):
     )
     mmr_lambda: float = 0.8
     duplicate_threshold: float = 0.97
-    cross_encoder_model: str | None = None
+    cross_encoder: CrossEncoderRerankSettings = Field(default_factory=CrossEncoderRerankSettings)
+    vlm: VlmRerankSettings = Field(default_factory=VlmRerankSettings)
 
 
 class OpenAIGeneratorSettings(_Section):

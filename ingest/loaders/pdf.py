@@ -2,6 +2,9 @@
 
 Digital PDFs carry their text and need no OCR; scanned ones carry (almost) none, so a
 page with fewer than ``ingest.min_text_chars`` visible characters is rendered and OCR'd.
+Text-layer pages get boxes too: pdfium's text rectangles (one per run of characters on a
+line), normalised to 0..1 of the page like OCR boxes and with confidence 1.0, so a
+citation of a digital PDF can point at its lines just as one of a scan does.
 pdfium is also the fallback parser: it opens damaged files pypdf gives up on and
 decrypts AES without extra packages.
 """
@@ -13,7 +16,7 @@ import io
 import math
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pypdf
 import pypdfium2 as pdfium
@@ -60,6 +63,43 @@ def render_scale(width_pt: float, height_pt: float, dpi: int, max_pixels: int) -
 
 def _clean(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+
+
+# A page with more text rectangles than this (a dense table of single glyphs) keeps
+# its text but gets no boxes: thousands of boxes per chunk would bloat every payload.
+MAX_LAYER_BOXES = 2000
+
+
+def layer_boxes(textpage: Any, cropbox: tuple[float, float, float, float]) -> list[OcrBox]:
+    """One box per pdfium text rectangle: its text and its bounds normalised to 0..1 of
+    the crop box, top-left origin (PDF space is bottom-left). Empty rectangles and
+    whitespace-only runs are skipped."""
+    left, bottom, right, top = (float(v) for v in cropbox)
+    width, height = right - left, top - bottom
+    if width <= 0 or height <= 0:
+        return []
+    count = textpage.count_rects()
+    if count > MAX_LAYER_BOXES:
+        return []
+
+    def clamp(v: float) -> float:
+        return min(1.0, max(0.0, v))
+
+    boxes: list[OcrBox] = []
+    for i in range(count):
+        x0, y0, x1, y1 = (float(v) for v in textpage.get_rect(i))
+        text = " ".join(_clean(textpage.get_text_bounded(x0, y0, x1, y1) or "").split())
+        if not text:
+            continue
+        box = (
+            clamp((x0 - left) / width),
+            clamp((top - y1) / height),
+            clamp((x1 - left) / width),
+            clamp((top - y0) / height),
+        )
+        if box[2] > box[0] and box[3] > box[1]:
+            boxes.append(OcrBox(text, box, 1.0))
+    return boxes
 
 
 class PdfReader(DocumentReader):
@@ -155,6 +195,8 @@ class PdfReader(DocumentReader):
                     found_text = ocr_text(found)
                     if found and visible_chars(found_text) >= visible_chars(text):
                         text, boxes, from_ocr = found_text, found, True
+                if not from_ocr and visible_chars(text) > 0:
+                    boxes = self._layer_boxes(index)
                 yield LoadedPage(
                     page=number, kind="page", text=text, boxes=boxes, image=image, ocr=from_ocr
                 )
@@ -182,6 +224,23 @@ class PdfReader(DocumentReader):
                     page.close()
         except Exception:
             return ""
+
+    def _layer_boxes(self, index: int) -> list[OcrBox]:
+        """Text-layer lines with their boxes from pdfium; [] when pdfium cannot tell."""
+        try:
+            doc = self._open_pdfium()
+            with _PDFIUM_LOCK:
+                page = doc[index]
+                try:
+                    textpage = page.get_textpage()
+                    try:
+                        return layer_boxes(textpage, page.get_cropbox())
+                    finally:
+                        textpage.close()
+                finally:
+                    page.close()
+        except Exception:
+            return []
 
     def _render(self, index: int, number: int) -> Image.Image:
         settings = self.request.ingest

@@ -19,7 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from PIL import Image
 
-from rag.generate.citations import extract_citations
+from rag.generate.citations import grounded_citations
 from rag.generate.images import AttachedImage, load_images, resize_for_model, to_data_url
 from rag.generate.prompt import Source, build_messages, select_sources
 from rag.media import MediaStore
@@ -229,10 +229,11 @@ def prepare(
 def finish(
     text: str, prepared: Prepared, model: str, usage: dict[str, int] | None = None
 ) -> Answer:
-    """The final answer: citations parsed from the model's ``[n]`` markers only."""
+    """The final answer: citations parsed from the model's ``[n]`` markers, and source
+    [1] (the best search hit) whether or not the model cited it."""
     return Answer(
         text=text,
-        citations=extract_citations(text, prepared.sources),
+        citations=grounded_citations(text, prepared.sources),
         hits=[s.hit for s in prepared.sources],
         model=model,
         extractive=False,

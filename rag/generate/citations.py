@@ -1,8 +1,10 @@
 """From ``[n]`` markers in an answer to :class:`~rag.types.Citation` objects. Pure.
 
-Only what the model actually cited becomes a citation: a model that cites nothing gets
-no citations (inventing them would make an unsupported answer look supported), and a
-number outside the source list is ignored rather than guessed at.
+What the model cited becomes a citation, and a number outside the source list is
+ignored rather than guessed at. Whatever the model did, source [1], the passage search
+ranked first, is always among the citations (:func:`grounded_citations`): a model that
+cites only lower-ranked sources, or nothing, would otherwise hide the best evidence from
+the reader, and the citation list is where a user checks an answer against the search.
 """
 
 from __future__ import annotations
@@ -100,3 +102,16 @@ def extract_citations(text: str, sources: Sequence[Source]) -> list[Citation]:
     by_index = {s.index: s for s in sources}
     numbers = cited_numbers(text, limit=max(by_index, default=0))
     return [make_citation(n, by_index[n].hit) for n in sorted(numbers) if n in by_index]
+
+
+def ensure_top_source(citations: list[Citation], sources: Sequence[Source]) -> list[Citation]:
+    """``citations`` with source [1] (search's best hit) added first when it is missing."""
+    top = next((s for s in sources if s.index == 1), None)
+    if top is None or any(c.index == 1 for c in citations):
+        return citations
+    return [make_citation(1, top.hit), *citations]
+
+
+def grounded_citations(text: str, sources: Sequence[Source]) -> list[Citation]:
+    """The citations of a model's answer: what it cited, plus source [1] always."""
+    return ensure_top_source(extract_citations(text, sources), sources)

@@ -1,9 +1,19 @@
-"""The no-LLM generator: quote the sentences of the top hits that best match the question.
+"""The no-LLM generator: quote the passages of the top hits that best match the question.
 
 It exists so that mmrag answers something useful, with real citations, on a machine with
 no model server and no VLM weights (the ``offline`` profile). It never paraphrases: every
-quoted sentence is copied from a hit, and the answer says up front that no language
-model wrote it, so nobody mistakes a quote list for a synthesized answer.
+quote is copied from a hit, and the answer says up front that no language model wrote
+it, so nobody mistakes a quote list for a synthesized answer.
+
+Two rules keep it grounded in what search found:
+
+- **Units, not sentences.** OCR text and tables are lines, not prose: a screenshot's
+  ``--max-conn 500`` line or a table row is quoted whole and alone, never glued to its
+  neighbours into a "sentence" (:func:`split_units`). Prose is still split into sentences.
+- **Search rank is a prior.** A unit's word-match score is scaled by
+  :func:`rank_prior`, and source [1] (the hit search ranked first) is always quoted when
+  any of its units matches the question, or listed as the top result when none does; a
+  lower-ranked source is never quoted while the first is dropped.
 """
 
 from __future__ import annotations
@@ -37,16 +47,23 @@ MODEL_NAME = "extractive"
 MAX_QUOTES = 4
 MAX_QUOTES_PER_SOURCE = 2
 MAX_QUOTE_CHARS = 300
-MIN_QUOTE_WORDS = 3
-# A quote must score at least this fraction of the best sentence's score: a sentence that
+MIN_QUOTE_WORDS = 2
+# A quote must score at least this fraction of the best unit's score: a unit that
 # shares only "router" with the question is noise next to one that answers it.
 MIN_RELATIVE_SCORE = 0.5
+# Rank prior: source n's scores are divided by 1 + RANK_DECAY * (n - 1), so source [2]
+# needs a 25% better word match than [1] to outrank it, [5] twice as good.
+RANK_DECAY = 0.25
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Sentence ends: ., ! or ? followed by space and something that can start a sentence.
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[\"'(\[]?[A-Z0-9À-Ý])")
 _PARAGRAPH = re.compile(r"\n\s*\n")
-_BULLET = re.compile(r"\n(?=\s*(?:[-*•▪◦]|\d{1,2}[.)])\s)")
+_BULLET = re.compile(r"^\s*(?:[-*•▪◦]|\d{1,2}[.)])\s")
+_HEADING = re.compile(r"^\s*#{1,6}\s")
+# A table row: Markdown pipes, tabs, or cells separated by runs of 2+ spaces.
+_TABLE_ROW = re.compile(r"\|.*\||\t|\S {2,}\S")
+_TERMINAL = re.compile(r"[.!?:;]['\")\]]?$")
 
 
 def terms(text: str) -> set[str]:
@@ -67,18 +84,77 @@ def _stem(word: str) -> str:
     return word
 
 
-def split_sentences(text: str) -> list[str]:
-    """Sentences of a chunk. Paragraphs and list items split; wrapped lines inside a
-    paragraph are joined (PDF text layers hard-wrap mid-sentence). Over-long runs
-    without punctuation (OCR, tables) are cut into word-aligned pieces."""
-    text = normalize_text(text)
+def rank_prior(index: int) -> float:
+    """Weight of source ``index`` (1-based): 1 for the first, falling slowly."""
+    return 1.0 / (1.0 + RANK_DECAY * (max(1, index) - 1))
+
+
+def is_line_text(hit: Hit) -> bool:
+    """Whether ``hit.text`` is OCR lines (a picture, a scanned page, a text chunk of one)
+    rather than prose. Text-layer PDF boxes carry confidence 1.0; OCR's are below."""
+    if hit.modality in ("image", "page") and hit.boxes:
+        return any(b.confidence < 1.0 for b in hit.boxes) or hit.modality == "image"
+    return any(b.confidence < 1.0 for b in hit.boxes)
+
+
+def _is_structural(line: str) -> bool:
+    return bool(_BULLET.match(line) or _HEADING.match(line) or _TABLE_ROW.search(line))
+
+
+def _lines_to_blocks(lines: list[str]) -> list[tuple[str, bool]]:
+    """Join hard-wrapped prose lines; keep list items, headings and table rows alone.
+
+    A line continues the previous one when neither is structural and the previous one
+    does not end a sentence, or the line starts in lower case (PDF text layers and
+    Markdown wrap mid-sentence). Returns (block, is_structural) pairs."""
+    blocks: list[tuple[str, bool]] = []
+    prev_open = False
+    for raw in lines:
+        line = normalize_text(raw)
+        if not line:
+            prev_open = False
+            continue
+        structural = _is_structural(raw)
+        continues = prev_open or line[0].islower()
+        if blocks and continues and not structural and not blocks[-1][1]:
+            blocks[-1] = (blocks[-1][0] + " " + line, False)
+        else:
+            blocks.append((line, structural))
+        prev_open = not structural and not _TERMINAL.search(line)
+    return blocks
+
+
+def split_units(text: str, lines: bool = False) -> list[str]:
+    """The quotable units of a chunk, in order.
+
+    With ``lines`` (OCR text) every line is a unit: lines on one row were already joined
+    by OCR layout, so a table row stays one unit. Otherwise paragraphs are split into
+    blocks (wrapped lines joined; list items, headings and table rows kept alone) and
+    blocks into sentences. Over-long units are cut into word-aligned pieces.
+    """
+    raw = (text or "").replace("\r\n", "\n").replace("\r", "\n")
     pieces: list[str] = []
-    for block in _PARAGRAPH.split(text):
-        for item in _BULLET.split(block):
-            flat = " ".join(item.split())
-            for sentence in _SENTENCE_END.split(flat):
-                pieces.extend(_cut(sentence.strip(), MAX_QUOTE_CHARS))
+    for para in _PARAGRAPH.split(raw):
+        raw_lines = para.split("\n")
+        if lines:
+            blocks = [normalize_text(line) for line in raw_lines]
+        else:
+            blocks = []
+            for block, structural in _lines_to_blocks(raw_lines):
+                blocks.extend([block] if structural else _SENTENCE_END.split(block))
+        for block in blocks:
+            pieces.extend(_cut(block.strip(), MAX_QUOTE_CHARS))
     return [p for p in pieces if p]
+
+
+def split_sentences(text: str) -> list[str]:
+    """Prose units of ``text`` (see :func:`split_units`)."""
+    return split_units(text, lines=False)
+
+
+def units_of(hit: Hit) -> list[str]:
+    """The quotable units of a hit: lines for OCR text, sentences and rows otherwise."""
+    return split_units(hit.text, lines=is_line_text(hit))
 
 
 def _cut(text: str, limit: int) -> list[str]:
@@ -95,12 +171,43 @@ def _cut(text: str, limit: int) -> list[str]:
 
 @dataclass(frozen=True)
 class Quote:
-    """A sentence picked from source ``index`` at ``position`` within its text."""
+    """A unit picked from source ``index`` at ``position`` within its text."""
 
     index: int
     position: int
     text: str
     score: float
+
+
+def score_units(question: str, sources: list[Source]) -> list[Quote]:
+    """Every unit that shares a question term, scored, best first.
+
+    A unit scores the sum of the IDF weights (over all candidate units) of the question
+    terms it contains, so a rare term like a model number outweighs a common one like
+    "use", times :func:`rank_prior` of its source. Ties go to better-ranked sources and
+    earlier units.
+    """
+    wanted = terms(question)
+    candidates: list[tuple[int, int, str, set[str]]] = []
+    for source in sources:
+        for pos, unit in enumerate(units_of(source.hit)):
+            if len(_WORD.findall(unit)) < MIN_QUOTE_WORDS:
+                continue
+            candidates.append((source.index, pos, unit, terms(unit) & wanted))
+    if not wanted or not candidates:
+        return []
+    df: Counter[str] = Counter()
+    for *_, matched in candidates:
+        df.update(matched)
+    n = len(candidates)
+    scored = [
+        Quote(index, pos, unit,
+              rank_prior(index) * sum(math.log(1 + n / df[t]) for t in matched))
+        for index, pos, unit, matched in candidates
+        if matched
+    ]
+    scored.sort(key=lambda q: (-q.score, q.index, q.position))
+    return scored
 
 
 def pick_quotes(
@@ -109,39 +216,25 @@ def pick_quotes(
     max_quotes: int = MAX_QUOTES,
     per_source: int = MAX_QUOTES_PER_SOURCE,
 ) -> list[Quote]:
-    """The best supporting sentences, in source order.
+    """The best supporting units, in source order.
 
-    A sentence scores the sum of the IDF weights (over all candidate sentences) of the
-    question terms it contains, so a rare term like a model number outweighs a common
-    one like "use". Ties go to better-ranked sources and earlier sentences. At most
-    ``per_source`` quotes come from one source so one long chunk cannot crowd out the
-    rest; sentences with no question term, or scoring under :data:`MIN_RELATIVE_SCORE`
-    of the best, are never quoted.
+    At most ``per_source`` quotes come from one source so one long chunk cannot crowd
+    out the rest; units with no question term, or scoring under
+    :data:`MIN_RELATIVE_SCORE` of the best, are not quoted. Source [1]'s best matching
+    unit is always among the quotes when it has one, even below that floor: search put
+    it first, so a lower-ranked source never speaks while the first stays silent.
     """
-    wanted = terms(question)
-    candidates: list[tuple[int, int, str, set[str]]] = []
-    for source in sources:
-        for pos, sentence in enumerate(split_sentences(source.hit.text)):
-            if len(_WORD.findall(sentence)) < MIN_QUOTE_WORDS:
-                continue
-            candidates.append((source.index, pos, sentence, terms(sentence) & wanted))
-    if not wanted or not candidates:
+    scored = score_units(question, sources)
+    if not scored:
         return []
-    df: Counter[str] = Counter()
-    for *_, matched in candidates:
-        df.update(matched)
-    n = len(candidates)
-    scored = [
-        Quote(index, pos, sentence, sum(math.log(1 + n / df[t]) for t in matched))
-        for index, pos, sentence, matched in candidates
-        if matched
-    ]
-    scored.sort(key=lambda q: (-q.score, q.index, q.position))
-    floor = scored[0].score * MIN_RELATIVE_SCORE if scored else 0.0
-    picked: list[Quote] = []
-    per: Counter[int] = Counter()
-    seen: set[str] = set()
+    floor = scored[0].score * MIN_RELATIVE_SCORE
+    top = next((q for q in scored if q.index == 1), None)
+    picked: list[Quote] = [top] if top is not None else []
+    per: Counter[int] = Counter(q.index for q in picked)
+    seen = {" ".join(q.text.lower().split()) for q in picked}
     for quote in scored:
+        if len(picked) >= max(1, max_quotes):
+            break
         key = " ".join(quote.text.lower().split())
         if quote.score < floor:
             break
@@ -150,8 +243,6 @@ def pick_quotes(
         picked.append(quote)
         per[quote.index] += 1
         seen.add(key)
-        if len(picked) >= max_quotes:
-            break
     return sorted(picked, key=lambda q: (q.index, q.position))
 
 
@@ -159,10 +250,10 @@ def _where(hit: Hit) -> str:
     return f"{hit.source} p.{hit.page}" if hit.page > 0 else hit.source
 
 
-def _first_sentence(sources: list[Source]) -> Quote | None:
+def _first_unit(sources: list[Source]) -> Quote | None:
     for source in sources:
-        for pos, sentence in enumerate(split_sentences(source.hit.text)):
-            return Quote(source.index, pos, sentence, 0.0)
+        for pos, unit in enumerate(units_of(source.hit)):
+            return Quote(source.index, pos, unit, 0.0)
     return None
 
 
@@ -229,7 +320,7 @@ class ExtractiveGenerator:
         if quotes:
             lines.append(LABEL + "the passages from your sources that best match the question.")
         else:
-            fallback = _first_sentence(sources)
+            fallback = _first_unit(sources)
             quotes = [fallback] if fallback else []
             lines.append(
                 LABEL
@@ -238,18 +329,25 @@ class ExtractiveGenerator:
             )
         lines += [f'- "{q.text}" [{q.index}]' for q in quotes]
 
+        # The first source is always cited: if it is a picture, it is listed even when
+        # other images scored higher.
         visual = choose_visual_sources(sources, s.max_images)
+        first = sources[0]
+        if first.is_visual and first not in visual:
+            visual = [first, *visual[: max(0, s.max_images - 1)]]
         if visual:
             lines.append("Images:")
             for src in visual:
                 kind = "page image" if src.hit.modality == "page" else "image"
                 lines.append(f"- [{src.index}] {kind}: {_where(src.hit)}")
+        if not any(q.index == 1 for q in quotes) and first not in visual:
+            lines.append(f"Top search result: [1] {_where(first.hit)}")
 
         by_index = {src.index: src for src in sources}
         quoted: dict[int, list[str]] = {}
         for q in quotes:
             quoted.setdefault(q.index, []).append(q.text)
-        cited = set(quoted) | {src.index for src in visual}
+        cited = set(quoted) | {src.index for src in visual} | {1}
         citations = [
             make_citation(n, by_index[n].hit, trim(" ".join(quoted[n])) if n in quoted else None)
             for n in sorted(cited)

@@ -87,13 +87,28 @@ def to_data_url(image: Image.Image, quality: int = JPEG_QUALITY) -> str:
 
 
 def choose_visual_sources(sources: Sequence[Source], max_images: int) -> list[Source]:
-    """The visual sources to attach: best-scored first, at most ``max_images``.
+    """The visual sources to attach: best-scored first, at most ``max_images``, one per
+    stored image (several text chunks of one page share it; the best-scored one carries
+    it). Pictures and page points go before text chunks of a page, which only add the
+    page's look to text the model already has.
 
     Returned in source order, so images appear in the prompt as [2], [5], ... even when
     [5] scored higher. Ties keep the retrieval order.
     """
     visual = [s for s in sources if s.is_visual]
-    best = sorted(visual, key=lambda s: (-s.hit.score, s.index))[: max(0, max_images)]
+    ranked = sorted(
+        visual,
+        key=lambda s: (s.hit.modality not in ("image", "page"), -s.hit.score, s.index),
+    )
+    best: list[Source] = []
+    keys: set[str | None] = set()
+    for source in ranked:
+        if len(best) >= max(0, max_images):
+            break
+        if source.hit.media in keys:
+            continue
+        keys.add(source.hit.media)
+        best.append(source)
     return sorted(best, key=lambda s: s.index)
 
 

@@ -62,7 +62,9 @@ class Source:
 
 
 def _is_visual(hit: Hit) -> bool:
-    return hit.modality in IMAGE_MODALITIES and bool(hit.media)
+    """Pictures and pages with a stored image, and text chunks of a stored page (a scan
+    or a digital PDF page rendered at ingest): the model can be shown the page."""
+    return bool(hit.media)
 
 
 def _clip(text: str, limit: int) -> str:
@@ -130,6 +132,8 @@ def source_header(source: Source, attached: bool) -> str:
     if hit.modality in IMAGE_MODALITIES:
         kind = "page image" if hit.modality == "page" else "image"
         kind += f", attached as Image [{source.index}]" if attached else ", image not attached"
+    elif attached:
+        kind += f", its page attached as Image [{source.index}]"
     return f"[{source.index}] {where} ({kind})"
 
 

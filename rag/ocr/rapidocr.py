@@ -7,6 +7,7 @@ quadrilaterals, its exceptions) stay inside this module.
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
 #   screenshots up 5x splits lines into fragments;
 # - a wider box around each detected line (unclip 2.0 instead of 1.6): on tight crops
 #   the recogniser drops the spaces between words ("Invoicenumber4521isoverdue").
+# Two more for numbers (benchmarks/ocr_cer.py): the page is stretched 1.3x along x
+# (``ocr.stretch_x``) so the recogniser's CTC decoder has enough steps per character
+# not to merge "000" into "00" or drop spaces ("9,00to61,00" in the example scan), and
+# "o"/"O" inside numbers are read as zeros (:func:`fix_digits`).
 _TUNING: dict[str, Any] = {
     "use_cls": False,
     "det_limit_type": "max",
@@ -62,8 +67,11 @@ class RapidOcr:
     core for one image, so parallel calls would not be faster anyway).
     """
 
-    def __init__(self, settings: OcrSettings) -> None:
+    def __init__(self, settings: OcrSettings, options: dict[str, Any] | None = None) -> None:
+        """``options`` override RapidOCR constructor arguments over :data:`_TUNING`
+        (benchmarks compare detector settings with it)."""
         self.settings = settings
+        self.options = {**_TUNING, **(options or {})}
         self._engine: RapidOCR | None = None
         self._lock = threading.Lock()
 
@@ -82,7 +90,7 @@ class RapidOcr:
                     "(pip install rapidocr-onnxruntime), or set ocr.enabled: false"
                 ) from exc
             try:
-                self._engine = RapidOCR(**engine_options(self.settings))
+                self._engine = RapidOCR(**{**engine_options(self.settings), **self.options})
                 self._after_load(self._engine)
             except MmragError:
                 raise
@@ -98,7 +106,8 @@ class RapidOcr:
 
     def read(self, image: Image.Image) -> list[OcrBox]:
         """OCR lines of ``image`` in reading order, boxes normalised to ``image``."""
-        img, (width, height) = _prepare(image, self.settings.max_side)
+        s = self.settings
+        img, (width, height) = _prepare(image, s.max_side, s.enlarge_below, s.stretch_x)
         with self._lock:
             engine = self._load_locked()
             try:
@@ -119,7 +128,7 @@ class RapidOcr:
             score = min(1.0, max(0.0, score))
             if not text or score < self.settings.min_confidence:
                 continue
-            boxes.append(OcrBox(text, quad_to_box(quad, width, height), score))
+            boxes.append(OcrBox(fix_digits(text), quad_to_box(quad, width, height), score))
         return boxes
 
 
@@ -128,13 +137,53 @@ def _threads(n: int) -> dict[str, int]:
     return {"intra_op_num_threads": n, "inter_op_num_threads": 1} if n > 0 else {}
 
 
+# A number as OCR reads it: digits with "o"/"O" mixed in, commas and dots between.
+_NUMBERISH = re.compile(r"(?<![A-Za-z])[0-9oO](?:[0-9oO]|[.,](?=[0-9oO]))*(?![A-Za-z])")
+
+
+def fix_digits(text: str) -> str:
+    """Read "o"/"O" as zero inside numbers: "9,o00" -> "9,000", "1o24" -> "1024".
+
+    The recogniser confuses the two in digit runs (its Chinese+Latin charset has both);
+    a token counts as a number only when it holds a real digit and touches no letter,
+    so words ("on", "OO") and identifiers ("v2o") are left alone. Pure.
+    """
+
+    def repl(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if not any(ch.isdigit() for ch in token):
+            return token
+        return token.replace("o", "0").replace("O", "0")
+
+    return _NUMBERISH.sub(repl, text)
+
+
 # RapidOCR scales images up until the shorter side is 30 px: a 2000 x 1 strip would
 # become 60000 x 30 and take seconds. Padding the short side instead costs nothing.
 MIN_SIDE = 32
 
 
-def _prepare(image: Image.Image, max_side: int) -> tuple[Image.Image, tuple[int, int]]:
-    """An RGB copy whose longer side is at most ``max_side``, and the size of its content.
+def target_size(
+    width: int, height: int, max_side: int, enlarge_below: int = 0, stretch_x: float = 1.0
+) -> tuple[int, int]:
+    """The size OCR runs at: enlarged up to 2x when the longer side is under
+    ``enlarge_below``, stretched ``stretch_x`` along x, then scaled to fit ``max_side``.
+    Pure; boxes are normalised, so any of these scalings leaves them valid."""
+    scale = 1.0
+    longer = max(width, height)
+    if enlarge_below > 0 and 0 < longer < enlarge_below:
+        scale = min(2.0, enlarge_below / longer)
+    w, h = width * scale * max(1.0, stretch_x), height * scale
+    if max_side > 0 and max(w, h) > max_side:
+        shrink = max_side / max(w, h)
+        w, h = w * shrink, h * shrink
+    return max(1, round(w)), max(1, round(h))
+
+
+def _prepare(
+    image: Image.Image, max_side: int, enlarge_below: int = 0, stretch_x: float = 1.0
+) -> tuple[Image.Image, tuple[int, int]]:
+    """An RGB copy at :func:`target_size`, and the size of its content.
 
     Bigger inputs only cost time (the detector works at about 1000 px) and memory;
     boxes come back normalised, so they still fit the original image. Thin images are
@@ -142,11 +191,8 @@ def _prepare(image: Image.Image, max_side: int) -> tuple[Image.Image, tuple[int,
     and boxes are normalised to the content, not the padding.
     """
     img = image if image.mode == "RGB" else image.convert("RGB")
-    width, height = img.size
-    longer = max(width, height)
-    if max_side > 0 and longer > max_side:
-        scale = max_side / longer
-        width, height = max(1, round(width * scale)), max(1, round(height * scale))
+    width, height = target_size(img.width, img.height, max_side, enlarge_below, stretch_x)
+    if (width, height) != img.size:
         img = img.resize((width, height), Image.Resampling.LANCZOS)
     if width < MIN_SIDE or height < MIN_SIDE:
         canvas = Image.new("RGB", (max(width, MIN_SIDE), max(height, MIN_SIDE)), "white")

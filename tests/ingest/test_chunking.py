@@ -244,3 +244,42 @@ def test_split_text_offsets_on_repetitive_text(
         assert s2 >= s1 and e1 - s2 <= overlap
     covered = {i for s, e, _ in pieces for i in range(s, e)}
     assert all(i in covered for i, ch in enumerate(text) if not ch.isspace())
+
+
+def test_text_layer_boxes_reach_their_chunks_despite_different_spacing() -> None:
+    """A digital PDF page: pypdf's text spaces words differently from pdfium's lines
+    (boxes); each chunk still gets exactly the boxes of the lines it contains."""
+    from ingest.loaders import load_document
+    from rag.settings import IngestSettings
+    from tests.ingest.files import text_pdf
+
+    lines = [f"Setting {i}: limit_req rate={i * 10}r/s burst={i * 5} for path /api/v{i}"
+             for i in range(1, 13)]
+    doc = load_document("cfg.pdf", text_pdf([lines]), ingest=IngestSettings(), ocr=None,
+                        render_pages=True)
+    (page,) = doc.pages
+    assert len(page.boxes) == len(lines) and page.image is not None
+    page.text = page.text.replace(" ", "  ")  # spacing unlike the boxes' text
+    spans = line_spans(page)
+    assert all(s >= 0 for s, _ in spans)
+    chunks = chunk_document(doc, doc_id=DOC_ID, source="cfg.pdf",
+                            chunking=ChunkSettings(size=200, overlap=0), visual_points=False,
+                            metadata={}, tenant=None)
+    assert len(chunks) > 2
+    for c in chunks:
+        assert c.boxes, c.text
+        assert c.media == media_key(DOC_ID, 1)
+        assert all(b.confidence == 1.0 for b in c.boxes)
+        flat = " ".join(c.text.split())
+        assert all(b.text in flat for b in c.boxes)
+    assert [b.text for c in chunks for b in c.boxes if b.text] == lines
+
+
+def test_page_media_off_keeps_rendered_pages_out_of_the_payload() -> None:
+    page = LoadedPage(1, "page", "plenty of text on this page", [], Image.new("RGB", (9, 9)))
+    picture = LoadedPage(1, "image", "a photo", [], Image.new("RGB", (9, 9)))
+    for p, expected in ((page, None), (picture, media_key(DOC_ID, 1))):
+        doc = LoadedDocument("a", "application/pdf", "a", [p])
+        chunks = chunk_document(doc, doc_id=DOC_ID, source="a", chunking=ChunkSettings(),
+                                visual_points=True, metadata={}, tenant=None, page_media=False)
+        assert {c.media for c in chunks} == {expected}

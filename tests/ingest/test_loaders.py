@@ -149,7 +149,17 @@ def test_text_pdf_uses_its_text_layer_without_ocr() -> None:
     doc = load("reports/q3.pdf", text_pdf(TEXT_PAGES), ocr=ocr)
     assert (doc.mime, doc.title) == ("application/pdf", "q3.pdf")
     assert [p.page for p in doc.pages] == [1, 2]
-    assert all(p.kind == "page" and not p.ocr and p.boxes == [] for p in doc.pages)
+    assert all(p.kind == "page" and not p.ocr for p in doc.pages)
+    # Text-layer lines carry boxes like OCR lines: pdfium's rectangles, top-left origin,
+    # normalised to the page, confidence 1.0.
+    first, second = doc.pages[0].boxes
+    assert [b.text for b in doc.pages[0].boxes] == TEXT_PAGES[0]
+    assert [b.text for b in doc.pages[1].boxes] == TEXT_PAGES[1]
+    assert first.confidence == second.confidence == 1.0
+    # Drawn at x = 72 pt on a 595 pt page, baselines at 770 and 749 pt of 842 (14 pt font).
+    assert abs(first.box[0] - 72 / 595.28) < 0.005
+    assert 0.07 < first.box[1] < first.box[3] < 0.095 < second.box[1] < second.box[3] < 0.12
+    assert first.box[2] < 0.6
     assert "real text layer" in doc.pages[0].text
     assert "invoices" in doc.pages[1].text
     assert all(p.image is None for p in doc.pages)  # nothing rendered

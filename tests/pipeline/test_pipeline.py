@@ -187,6 +187,30 @@ def test_picture_text_is_searchable_with_its_ocr_box(small: tuple[Pipeline, Path
     assert hit.media and pipe._media.exists(hit.media)
 
 
+@pytest.mark.parametrize("store_pages", [True, False])
+def test_text_layer_pdf_hits_carry_boxes_and_a_stored_page(tmp_path: Path,
+                                                           store_pages: bool) -> None:
+    from tests.ingest.files import text_pdf
+
+    lines = ["Gateway limits", "The reports path allows 20 requests per second.",
+             "Bursts of 40 requests are queued."]
+    (tmp_path / "gw.pdf").write_bytes(text_pdf([lines]))
+    pipe = Pipeline(offline(tmp_path / "data", ingest={"store_page_images": store_pages}))
+    try:
+        pipe.ingest("c", [str(tmp_path / "gw.pdf")])
+        hit = pipe.search("c", "how many requests per second on the reports path", limit=1)[0]
+        page_image = pipe.media_bytes(hit.media) if hit.media else None
+    finally:
+        pipe.close()
+    assert hit.source.endswith("gw.pdf") and hit.modality == "text" and hit.page == 1
+    assert [b.text for b in hit.boxes] == lines
+    assert all(b.confidence == 1.0 and 0 <= b.box[0] < b.box[2] <= 1 for b in hit.boxes)
+    if store_pages:
+        assert page_image and page_image[:4] == b"RIFF"  # the stored WebP render
+    else:
+        assert hit.media is None and page_image is None
+
+
 def test_empty_query_is_a_clear_error(small: tuple[Pipeline, Path]) -> None:
     pipe, docs = small
     pipe.ingest("c", [str(docs)])

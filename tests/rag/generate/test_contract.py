@@ -47,8 +47,11 @@ def check_answer(answer: Answer, hits: list[Hit]) -> None:
     assert answer.hits == hits[: len(answer.hits)]
     cited = set(cited_numbers(answer.text, limit=len(answer.hits)))
     assert [c.index for c in answer.citations] == sorted({c.index for c in answer.citations})
+    if answer.hits:
+        assert answer.citations[0].index == 1, "the top-ranked source is always cited"
     for c in answer.citations:
-        assert c.index in cited, "only what the text cites is a citation"
+        assert c.index in cited or c.index == 1, (
+            "a citation is what the text cites, or the top-ranked source")
         hit = answer.hits[c.index - 1]
         assert (c.source, c.page, c.modality, c.doc_id) == (
             hit.source, hit.page, hit.modality, hit.doc_id)

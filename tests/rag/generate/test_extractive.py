@@ -5,13 +5,23 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from rag.generate import Delta, Done
 from rag.generate.citations import extract_citations
-from rag.generate.extractive import LABEL, ExtractiveGenerator, pick_quotes, split_sentences
+from rag.generate.extractive import (
+    LABEL,
+    ExtractiveGenerator,
+    pick_quotes,
+    rank_prior,
+    split_sentences,
+    split_units,
+)
 from rag.generate.prompt import normalize_text, select_sources
 from rag.media import MediaStore
 from rag.settings import GeneratorSettings
-from rag.types import Hit
+from rag.types import Hit, OcrBox
 
 QUOTE = re.compile(r'^- "(.*)" \[(\d+)\]$', re.M)
 
@@ -47,10 +57,14 @@ def test_answer_is_labelled_quoted_and_cited(media: MediaStore, hits: list[Hit])
 
 def test_quoting_an_ocr_line_narrows_the_box(media: MediaStore, hits: list[Hit]) -> None:
     answer = make(media).generate("What is the admin address on the label?", hits)
-    assert '"ADMIN: http://192.168.1.1 Default password: printed on card" [2]' in answer.text
+    # One OCR line is one unit: the address line alone, not glued to the next line.
+    assert '- "ADMIN: http://192.168.1.1" [2]' in answer.text
     label = next(c for c in answer.citations if c.index == 2)
-    assert label.box == (0.12, 0.20, 0.86, 0.46)
+    assert label.box == (0.12, 0.20, 0.78, 0.31)
     assert label.media == hits[1].media
+    # Source [1] matches none of the question's words; it is still named and cited.
+    assert "Top search result: [1] docs/guide.pdf p.3" in answer.text
+    assert answer.citations[0].index == 1
 
 
 def test_no_hits(media: MediaStore) -> None:
@@ -103,3 +117,76 @@ def test_pick_quotes_caps_per_source() -> None:
               text="Router one has ports. Router two has ports. Router three has ports.")
     quotes = pick_quotes("router ports", select_sources([hit], 8, 1000), per_source=2)
     assert len(quotes) == 2
+
+
+def hit(n: int, text: str, **kw: Any) -> Hit:
+    return Hit(id=f"h{n}", score=1 - n / 10, source=f"docs/s{n}.md", page=0,
+               modality=kw.pop("modality", "text"), text=text, **kw)
+
+
+def ocr_hit(n: int, lines: list[str]) -> Hit:
+    boxes = [OcrBox(t, (0.1, 0.05 * i, 0.9, 0.05 * i + 0.04), 0.93) for i, t in enumerate(lines)]
+    return Hit(id=f"o{n}", score=0.5, source=f"shots/s{n}.png", page=1, modality="image",
+               text="\n".join(lines), boxes=boxes, media=f"{'ab' * 32}-p1")
+
+
+def test_ocr_lines_and_table_rows_are_units() -> None:
+    assert split_units("nginx -t\nlimit_req zone=api burst=20\nreload ok", lines=True) == [
+        "nginx -t", "limit_req zone=api burst=20", "reload ok"]
+    table = ("Limits per plan:\n| plan | requests/min |\n|---|---|\n| free | 60 |\n"
+             "| pro | 9,000 to 61,000 |\nOverage is\nbilled monthly.")
+    assert split_units(table) == [
+        "Limits per plan:", "| plan | requests/min |", "|---|---|", "| free | 60 |",
+        "| pro | 9,000 to 61,000 |", "Overage is billed monthly."]
+    aligned = "plan   limit\nfree   60\npro    9000"
+    assert split_units(aligned) == ["plan limit", "free 60", "pro 9000"]
+
+
+def test_screenshot_line_is_quoted_alone(media: MediaStore) -> None:
+    shot = ocr_hit(1, ["$ sshd -T | grep -i auth", "passwordauthentication no",
+                       "pubkeyauthentication yes", "maxauthtries 3"])
+    answer = make(media).generate("What is maxauthtries set to?", [shot])
+    assert '- "maxauthtries 3" [1]' in answer.text
+    assert answer.citations[0].box == shot.boxes[3].box
+
+
+def test_first_source_is_never_dropped_for_lower_ranked_ones(media: MediaStore) -> None:
+    hits = [
+        ocr_hit(1, ["Rate limit exceeded: retry after 30 s", "HTTP 429 Too Many Requests"]),
+        hit(2, "Rate limits and quotas for the billing API: requests per minute per key."),
+        hit(3, "Rate limits for the billing API are raised per key on request, per minute."),
+        hit(4, "Billing API keys and rate limits per minute are listed in the console."),
+    ]
+    answer = make(media).generate("billing API rate limits per minute per key", hits)
+    quoted = [int(n) for _, n in QUOTE.findall(answer.text)]
+    assert quoted[0] == 1, answer.text
+    assert answer.citations[0].index == 1 and answer.citations[0].source == "shots/s1.png"
+
+
+def test_rank_prior_breaks_equal_matches_towards_search() -> None:
+    assert rank_prior(1) == 1.0 > rank_prior(2) > rank_prior(5) > 0
+    same = "The backup runs nightly at two."
+    quotes = pick_quotes("when does the backup run?",
+                         select_sources([hit(1, same + " x"), hit(2, same)], 8, 1000),
+                         max_quotes=1)
+    assert [q.index for q in quotes] == [1]
+
+
+words = st.sampled_from(["backup", "port", "limit", "9,000", "rotate", "tls", "cache", "nightly",
+                         "the", "is", "set", "to", "retry"])
+lines_st = st.lists(st.lists(words, min_size=1, max_size=6).map(" ".join), min_size=1,
+                    max_size=4).map("\n".join)
+
+
+@given(st.lists(st.tuples(lines_st, st.booleans()), min_size=1, max_size=6),
+       st.lists(words, min_size=1, max_size=5).map(" ".join))
+@settings(max_examples=150, deadline=None)
+def test_source_one_is_always_cited(docs: list[tuple[str, bool]], question: str) -> None:
+    hits = [ocr_hit(i + 1, text.split("\n")) if is_ocr else hit(i + 1, text)
+            for i, (text, is_ocr) in enumerate(docs)]
+    answer = ExtractiveGenerator(GeneratorSettings()).generate(question, hits)
+    assert answer.citations and answer.citations[0].index == 1
+    quoted = {int(n) for _, n in QUOTE.findall(answer.text)}
+    assert not quoted or 1 in quoted or "[1]" in answer.text
+    assert {c.index for c in answer.citations} == {
+        c.index for c in extract_citations(answer.text, select_sources(hits, 8, 12000))}

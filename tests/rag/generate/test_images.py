@@ -84,3 +84,25 @@ def test_missing_media_is_skipped_not_fatal(media: MediaStore, hits: list[Hit]) 
     hits[1].media = "deadbeefdeadbeef-p9"
     sources = select_sources(hits, 8, 12000)
     assert [img.index for img in load_images(sources, media, 4, 512, 200_000)] == [4]
+
+
+def test_text_chunks_of_a_stored_page_attach_it_once() -> None:
+    from rag.generate.prompt import source_header
+    from rag.types import Hit
+
+    page = "cd" * 32 + "-p3"
+    hits = [
+        Hit(id="1", score=0.9, source="a.pdf", page=3, modality="text", text="x", media=page),
+        Hit(id="2", score=0.8, source="a.pdf", page=3, modality="text", text="y", media=page),
+        Hit(id="3", score=0.7, source="b.txt", page=0, modality="text", text="z"),
+        Hit(id="4", score=0.1, source="c.png", page=1, modality="image", text="",
+            media="ef" * 32 + "-p1"),
+    ]
+    sources = select_sources(hits, 8, 1000)
+    assert [s.is_visual for s in sources] == [True, True, False, True]
+    # Pictures first, then one image per page: [2] shares [1]'s page.
+    assert [s.index for s in choose_visual_sources(sources, 4)] == [1, 4]
+    assert [s.index for s in choose_visual_sources(sources, 1)] == [4]
+    assert source_header(sources[0], True) == (
+        "[1] a.pdf, page 3 (text, its page attached as Image [1])")
+    assert source_header(sources[1], False) == "[2] a.pdf, page 3 (text)"

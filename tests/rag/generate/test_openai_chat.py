@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from rag.errors import UpstreamError
-from rag.generate import Delta, Done, GenerationEvent
+from rag.generate import Delta, Done, GenerationEvent, collect
 from rag.generate.openai_chat import OpenAIGenerator
 from rag.generate.prompt import QUESTION_IMAGE_LABEL, SYSTEM_PROMPT, select_sources, user_text
 from rag.media import MediaStore
@@ -144,12 +144,24 @@ def test_answer_and_citations(
     assert second.media == hits[1].media
 
 
-def test_uncited_answer_has_no_citations(
+def test_uncited_answer_still_cites_the_top_source(
     gen_settings: GeneratorSettings, media: MediaStore, hits: list[Hit], fake_vlm: FakeVLM
 ) -> None:
     fake_vlm.reply = "The sources do not say. See [7]."  # [7] is out of range
     answer = generator(gen_settings, media, fake_vlm).generate(QUESTION, hits)
-    assert answer.citations == []
+    assert [(c.index, c.source) for c in answer.citations] == [(1, "docs/guide.pdf")]
+
+
+def test_answer_citing_only_lower_sources_gets_the_top_one_first(
+    gen_settings: GeneratorSettings, media: MediaStore, hits: list[Hit], fake_vlm: FakeVLM
+) -> None:
+    fake_vlm.reply = "The admin address is 192.168.1.1 [2], see also the warranty [4]."
+    gen = generator(gen_settings, media, fake_vlm)
+    answer = gen.generate(QUESTION, hits)
+    assert [c.index for c in answer.citations] == [1, 2, 4]
+    assert answer.citations[0].source == "docs/guide.pdf"
+    streamed = collect(gen.stream(QUESTION, hits))
+    assert [c.index for c in streamed.citations] == [1, 2, 4]
 
 
 def test_streaming(

@@ -271,3 +271,50 @@ def test_threads_option_makes_single_threaded_sessions() -> None:
     assert [b.text for b in single.read(text_image(SENTENCE[:1], size=36, width=700))] == (
         SENTENCE[:1]
     )
+
+
+def test_target_size_enlarges_small_stretches_and_fits() -> None:
+    from rag.ocr.rapidocr import target_size
+
+    assert target_size(800, 200, 2000) == (800, 200)
+    assert target_size(400, 100, 2000, enlarge_below=1600) == (800, 200)  # at most 2x
+    assert target_size(1200, 300, 2000, enlarge_below=1600) == (1600, 400)
+    assert target_size(1800, 300, 2000, enlarge_below=1600) == (1800, 300)
+    assert target_size(800, 200, 2000, stretch_x=1.5) == (1200, 200)
+    # Fitting max_side keeps the stretched aspect ratio.
+    assert target_size(1600, 800, 2000, stretch_x=1.5) == (2000, 667)
+
+
+@given(st.integers(1, 5000), st.integers(1, 5000), st.integers(0, 3000),
+       st.floats(1.0, 3.0))
+def test_target_size_never_exceeds_max_side(w: int, h: int, enlarge: int,
+                                            stretch: float) -> None:
+    from rag.ocr.rapidocr import target_size
+
+    tw, th = target_size(w, h, 2000, enlarge, stretch)
+    assert min(tw, th) >= 1 and max(tw, th) <= 2000
+
+
+@pytest.mark.parametrize(
+    ("raw", "fixed"),
+    [
+        ("about 9,o00 to 61,0o0 queries", "about 9,000 to 61,000 queries"),
+        ("from 3o0 seconds (thread: 1o24)", "from 300 seconds (thread: 1024)"),
+        ("O.5 s and 1O%", "0.5 s and 10%"),
+        ("go on, look at OO and v2o and o2b", "go on, look at OO and v2o and o2b"),
+        ("port 8o, ends.", "port 80, ends."),
+    ],
+)
+def test_fix_digits_reads_o_as_zero_only_inside_numbers(raw: str, fixed: str) -> None:
+    from rag.ocr.rapidocr import fix_digits
+
+    assert fix_digits(raw) == fixed
+
+
+def test_stretched_scan_keeps_numbers_and_spaces(engine: RapidOcr) -> None:
+    """The example corpus's failure: "9,000 to 61,000" read as "9,00to61,00"."""
+    img = Image.new("RGB", (1100, 70), "white")
+    ImageDraw.Draw(img).text((12, 16), "the load rose from about 9,000 to 61,000 queries per",
+                             fill=(30, 30, 30), font=font(30))
+    text = ocr_text(engine.read(img))
+    assert "9,000 to 61,000" in text, text
