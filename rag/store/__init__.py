@@ -16,7 +16,7 @@ def _edge(settings: Settings) -> VectorStore:
     from rag.store.edge import EdgeStore
 
     s = settings.store
-    return EdgeStore(settings.data_path / "edge", s.quantization, s.oversampling)
+    return EdgeStore(settings.data_path / "edge", s.quantization, s.oversampling, s.hnsw_ef)
 
 
 def _qdrant(settings: Settings) -> VectorStore:
@@ -24,7 +24,8 @@ def _qdrant(settings: Settings) -> VectorStore:
 
     s = settings.store
     return QdrantStore(url=s.url, path=s.path, api_key=s.api_key, prefer_grpc=s.prefer_grpc,
-                       quantization=s.quantization, oversampling=s.oversampling)
+                       quantization=s.quantization, oversampling=s.oversampling,
+                       hnsw_ef=s.hnsw_ef)
 
 
 BACKENDS: dict[str, Callable[[Settings], VectorStore]] = {"edge": _edge, "qdrant": _qdrant}

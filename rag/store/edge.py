@@ -172,14 +172,14 @@ def _nearest(path: CleanPath) -> qe.Query:
 class EdgeStore(StoreBase):
     """:class:`~rag.store.base.VectorStore` on Qdrant Edge, persisted under ``root``."""
 
-    def __init__(self, root: Path, quantization: str = "none", oversampling: float = 2.0
-                 ) -> None:
+    def __init__(self, root: Path, quantization: str = "none", oversampling: float = 2.0,
+                 hnsw_ef: int = 128) -> None:
         # Cheap by design: nothing is created or opened until a collection is used.
         self.root = Path(root).expanduser()
         self.quantization = quantization
         # Dense searches rescore quantized candidates with the original vectors (a no-op
         # on collections created without quantization).
-        self._params = qe.SearchParams(quantization=qe.QuantizationSearchParams(
+        self._params = qe.SearchParams(hnsw_ef=hnsw_ef, quantization=qe.QuantizationSearchParams(
             rescore=True, oversampling=oversampling))
         self._lock = threading.Lock()  # guards _shards and folder-level changes
         self._shards: dict[str, _Shard] = {}

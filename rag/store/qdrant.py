@@ -120,10 +120,12 @@ class QdrantStore(StoreBase):
         prefer_grpc: bool = False,
         quantization: str = "none",
         oversampling: float = 2.0,
+        hnsw_ef: int = 128,
     ) -> None:
         self.quantization = quantization
         # Local mode searches exactly (and warns about params); a server rescores.
         self._params = None if (path is not None or url == LOCAL_MEMORY) else models.SearchParams(
+            hnsw_ef=hnsw_ef,
             quantization=models.QuantizationSearchParams(rescore=True, oversampling=oversampling))
         if url and path:
             raise ConfigError(
