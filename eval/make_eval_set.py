@@ -10,7 +10,7 @@ cluster, and the form it takes in the corpus:
 - ``pdf``: a text-layer PDF of the page (reportlab, DejaVu Sans Mono);
 - ``png``: a terminal screenshot of one screen of the page (several themes and font
   sizes, some small), named ``screenshot-NNN.png`` as screenshots are;
-- ``scan``: an image-only PDF of the first pages, printed and scanned: grey paper,
+- ``scan``: an image-only PDF of the first page or two, printed and scanned: grey paper,
   noise, a slight rotation; named ``scan-NNN.pdf``;
 - ``jpg``: a phone photo of a printed screenful: perspective, shading, blur, JPEG.
 
@@ -240,7 +240,8 @@ def scan_pdf(src: Source, text: str) -> bytes:
     rng = rng_for(src.file)
     lines = text.splitlines()
     pages = []
-    for start in range(0, min(len(lines), 2 * SCAN_LINES), SCAN_LINES):
+    count = 2 if rng.random() < 0.4 else 1  # most scans are one page, some two
+    for start in range(0, min(len(lines), count * SCAN_LINES), SCAN_LINES):
         page = paper_page(lines[start : start + SCAN_LINES], rng, (1240, 1754), 14, 90)
         page = page.rotate(rng.uniform(-1.2, 1.2), resample=Image.BICUBIC, fillcolor=235)
         page = page.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.7)))
