@@ -25,7 +25,7 @@ from ingest.chunking import chunk_document
 from ingest.hashing import sha256_bytes
 from ingest.loaders import load_document
 from ingest.ocr import OcrEngine
-from ingest.points import embed_chunks
+from ingest.points import document_lead, embed_chunks
 from rag.encoders import Encoders
 from rag.errors import BadInput, LimitExceeded, MmragError, NotFound
 from rag.media import MediaStore, media_key
@@ -247,10 +247,14 @@ class IngestRunner:
             if page.image is not None:
                 self.media.put(media_key(doc_id, page.page), page.image, max_side=side)
         batch = self.settings.ingest.batch_size
+        first = next((p.text for p in doc.pages if p.text.strip()), "")
+        leads = {doc_id: document_lead(first, self.settings.text.context_chars)}
         try:
             for i in range(0, len(chunks), batch):
                 part = chunks[i : i + batch]
-                points = embed_chunks(part, self.encoders, self.settings.text.contextual_header)
+                points = embed_chunks(
+                    part, self.encoders, self.settings.text.contextual_header, leads
+                )
                 self.store.upsert(collection, points)
         except BaseException:
             # Roll back this file's new points; its previous version is still intact.
