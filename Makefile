@@ -2,10 +2,11 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DATA ?= .mmrag-demo
+PACKAGES := rag ingest pipeline api cli configs $(wildcard mcpserver)
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup test test-all demo lint bench examples eval eval-test clean
+.PHONY: setup browser test test-slow test-all check-install demo lint bench examples eval eval-test clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -15,17 +16,43 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
+# The fast tier: lint, types, unit + integration tests (no subprocess fleets, no servers).
 test: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy rag ingest api cli
-	$(PY) -m pytest -q
+	$(VENV)/bin/mypy $(PACKAGES)
+	$(PY) -m pytest -q -m "not slow"
 
-test-all: setup
-	$(PY) -m pytest -q -m "slow or not slow"
+# Headless Chromium for the chat-page tests (slow tier), from Debian: Playwright drives
+# it through executable_path; no browser download.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$(test "$$(id -u)" -eq 0 || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+
+# The slow tier: CLI subprocesses, real uvicorn servers, the full example eval, the
+# MCP stdio server and the chat page in Chromium.
+test-slow: setup browser
+	$(PY) -m pytest -q -m slow
+
+test-all: test test-slow check-install
+
+# `pip install .` (not editable) into a fresh venv, then run the CLI from another
+# folder: catches package data (configs/, static files) missing from the wheel. The
+# fresh venv borrows the dependencies of $(VENV) through a .pth line, so nothing is
+# downloaded twice.
+CHECK_VENV ?= /tmp/mmrag-check-install
+check-install: setup
+	rm -rf $(CHECK_VENV) && python3 -m venv $(CHECK_VENV)
+	$(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" \
+		> $$($(CHECK_VENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/mmrag-deps.pth
+	$(CHECK_VENV)/bin/python -m pip install --quiet --no-deps .
+	cd /tmp && HF_HUB_OFFLINE=1 $(CHECK_VENV)/bin/mmrag collections --profile offline \
+		--data-dir $(CHECK_VENV)/data
+	cd /tmp && $(CHECK_VENV)/bin/python -c "import pipeline, rag; assert '$(CURDIR)' not in pipeline.__file__, pipeline.__file__; print('installed from', pipeline.__file__)"
 
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy rag ingest api cli
+	$(VENV)/bin/mypy $(PACKAGES)
 
 examples: setup
 	$(PY) examples/make_examples.py
@@ -56,6 +83,7 @@ eval-test: setup eval/.cache/base
 bench: setup
 	$(PY) benchmarks/bench_store.py
 	$(PY) benchmarks/bench_pipeline.py
+	$(PY) benchmarks/bench_mcp.py
 
 clean:
 	rm -rf $(DEMO_DATA) .pytest_cache

@@ -3,6 +3,6 @@ background jobs, media, health and metrics. Build it with :func:`api.app.create_
 run it with ``mmrag serve``.
 
 Layout (request -> response): ``routers/`` (HTTP only) -> ``service.py`` (behaviour,
-no HTTP) -> :class:`rag.pipeline.Pipeline`; ``schemas.py`` holds the wire formats and
+no HTTP) -> :class:`pipeline.Pipeline`; ``schemas.py`` holds the wire formats and
 ``errors.py`` the one mapping from :mod:`rag.errors` to statuses.
 """

@@ -1,6 +1,6 @@
 """The FastAPI app: ``create_app(settings)``.
 
-The lifespan builds exactly one :class:`~rag.pipeline.Pipeline`, loads its models before
+The lifespan builds exactly one :class:`~pipeline.Pipeline`, loads its models before
 the first request (a missing model fails start-up with its own message rather than the
 first user's request), and keeps it and the service on ``app.state``. Nothing is global,
 so tests and embedding applications can run several apps side by side.
@@ -12,7 +12,7 @@ route cannot forget it; ``/healthz`` and ``/readyz`` are open for orchestrators.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
@@ -24,9 +24,9 @@ from api.deps import get_principal
 from api.images import ImagePolicy
 from api.limits import BodyLimitMiddleware, upload_body_limit
 from api.metrics import Metrics, MetricsMiddleware
-from api.routers import chat, collections, documents, health, jobs, media, models, search
+from api.routers import chat, collections, documents, health, jobs, media, models, page, search
 from api.service import RagService
-from ingest.runner import JobStore
+from pipeline import Pipeline
 from rag.settings import Settings
 
 log = logging.getLogger("mmrag.api")
@@ -36,23 +36,34 @@ _JSON_OVERHEAD = 2 * 1024 * 1024
 
 
 def _start(settings: Settings, metrics: Metrics) -> RagService:
-    """Build the pipeline and warm every stage it will use (blocking: models load)."""
-    from rag.pipeline import Pipeline
-
+    """Build the pipeline, warm every stage (blocking: models load) and resume the
+    ingest jobs a previous process left unfinished."""
     pipeline = Pipeline(settings)
     try:
         pipeline.load()
-        # Build the lazily-created stages now, in one thread, rather than racing to
-        # build them in the first concurrent requests.
-        _ = pipeline.store, pipeline.media, pipeline.retriever, pipeline.runner
-        pipeline.generator.load()
-        return RagService(settings, pipeline, JobStore(settings.data_path / "jobs"), metrics)
+        pipeline.pin_store()  # the server is the embedded store's one user; the CLI asks it
+        service = RagService(settings, pipeline, metrics)
+        resumed = pipeline.resume_jobs()
+        for _ in resumed:
+            metrics.jobs_running.inc()
+        if resumed:
+            log.info("resumed %d interrupted ingest job(s)", len(resumed))
+        return service
     except BaseException:
         pipeline.close()
         raise
 
 
-def create_app(settings: Settings) -> FastAPI:
+def json_body_limit(settings: Settings) -> int:
+    """The cap on a JSON request body: one base64 image plus the conversation."""
+    return ImagePolicy.from_settings(settings).max_bytes * 4 // 3 + _JSON_OVERHEAD
+
+
+def create_app(
+    settings: Settings,
+    local_token: str | None = None,
+    on_shutdown: Callable[[], None] | None = None,
+) -> FastAPI:
     metrics = Metrics()
 
     @asynccontextmanager
@@ -66,8 +77,10 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             app.state.service = None
             await run_in_threadpool(service.close)
+            if on_shutdown is not None:
+                on_shutdown()
 
-    json_limit = ImagePolicy.from_settings(settings).max_bytes * 4 // 3 + _JSON_OVERHEAD
+    json_limit = json_body_limit(settings)
     upload_limit = upload_body_limit(
         settings.api.max_upload_bytes, settings.api.max_files_per_request
     )
@@ -78,7 +91,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.auth = Authenticator(settings.api)
+    app.state.auth = Authenticator(settings.api, local_token)
     app.state.metrics = metrics
     app.state.service = None
     errors.install(app)
@@ -88,8 +101,15 @@ def create_app(settings: Settings) -> FastAPI:
 
     # The key check is attached here, to every /v1 router, so no route can miss it.
     keyed = [Depends(get_principal)]
+    common = errors.responses(401, 403, 405, 503)
     for module in (chat, models, search, collections, jobs, media):
-        app.include_router(module.router, dependencies=keyed, max_body_size=json_limit)
-    app.include_router(documents.router, dependencies=keyed, max_body_size=upload_limit)
+        app.include_router(module.router, dependencies=keyed, max_body_size=json_limit,
+                           responses=common)
+    app.include_router(documents.router, dependencies=keyed, max_body_size=upload_limit,
+                       responses=common)
     app.include_router(health.router, max_body_size=json_limit)
+    # The chat page and its static files: public (they hold no data; the page asks for a
+    # key when the API answers 401).
+    app.include_router(page.router)
+    page.mount_static(app)
     return app

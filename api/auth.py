@@ -29,6 +29,9 @@ class Principal:
 
     key_id: str | None
     collections: frozenset[str] | None  # None: every collection
+    # The server's own local token (``server.json`` in the data dir): the CLI on the same
+    # machine, run by someone who can read that data dir. Only it may ingest server paths.
+    local: bool = False
 
     @property
     def unrestricted(self) -> bool:
@@ -39,6 +42,7 @@ class Principal:
 
 
 OPEN = Principal(key_id=None, collections=None)
+LOCAL = Principal(key_id="local", collections=None, local=True)
 
 
 def collection_not_found(collection: str) -> NotFound:
@@ -66,7 +70,8 @@ class Authenticator:
     early exit), so response timing does not reveal how much of a guess was right.
     """
 
-    def __init__(self, settings: ApiSettings) -> None:
+    def __init__(self, settings: ApiSettings, local_token: str | None = None) -> None:
+        self._local = local_token.encode() if local_token else None
         self._keys: list[tuple[bytes, Principal]] = []
         for key, scope in settings.api_keys.items():
             fingerprint = hashlib.sha256(key.encode()).hexdigest()[:8]
@@ -78,6 +83,10 @@ class Authenticator:
         return bool(self._keys)
 
     def authenticate(self, authorization: str | None) -> Principal:
+        if self._local is not None and authorization:
+            _, _, token = authorization.strip().partition(" ")
+            if hmac.compare_digest(self._local, token.strip().encode()):
+                return LOCAL
         if not self._keys:
             return OPEN
         if not authorization:

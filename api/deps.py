@@ -21,14 +21,14 @@ from api.service import RagService
 _bearer = HTTPBearer(auto_error=False, description="an API key from api.api_keys")
 
 
-def get_service(request: Request) -> RagService:
+async def get_service(request: Request) -> RagService:
     service: RagService | None = getattr(request.app.state, "service", None)
     if service is None:
         raise NotReady("the server is starting: models are still loading")
     return service
 
 
-def get_principal(
+async def get_principal(
     request: Request,
     _: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> Principal:

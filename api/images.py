@@ -3,12 +3,15 @@
 Two ways in, both bounded:
 
 - ``data:`` URLs (PNG, JPEG, WebP, GIF): size-checked before base64 decoding, then
-  decoded by the ingest loader with the same pixel limit as an ingested file, so a
-  decompression bomb costs no more here than in an upload.
+  decoded by the ingest loader, which checks the pixel count from the image header
+  before decoding any pixel data: a query image may have at most
+  ``api.max_image_pixels`` (and never more than ``ingest.max_pixels``), so an 80 KB PNG
+  that claims 62 megapixels is a 413 in milliseconds, not a gigabyte of RAM.
 - ``http(s)`` URLs, only for hosts in ``api.image_url_allowlist``. Fetching URLs on a
   client's behalf is a classic SSRF hole, so: every address the host resolves to must be
   public (no private, loopback, link-local, reserved or multicast address, checked for
-  each resolved IP, IPv4-mapped IPv6 included); the request then goes to the address
+  each resolved IP, and for the IPv4 address an IPv6 one wraps: mapped, 6to4, Teredo,
+  NAT64); the request then goes to the address
   that was checked (the host name is only sent as ``Host``/SNI), so a DNS answer that
   changes between check and connect (rebinding) cannot redirect it; redirects are not
   followed; proxies from the environment are ignored; the body is capped while it
@@ -21,16 +24,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import ipaddress
 import socket
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from ingest.loaders import decode_image
-from ingest.loaders.sniff import magic_mime
+from pipeline.inputs import decode_image, magic_mime
 from rag.errors import BadInput, LimitExceeded, UnsupportedFile
 from rag.settings import Settings
 
@@ -51,11 +55,13 @@ class ImagePolicy:
     max_bytes: int
     allowlist: tuple[str, ...] = ()
     timeout_s: float = FETCH_TIMEOUT_S
+    ingest_max_pixels: int = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ImagePolicy:
         return cls(
-            max_pixels=settings.ingest.max_pixels,
+            max_pixels=min(settings.ingest.max_pixels, settings.api.max_image_pixels),
+            ingest_max_pixels=settings.ingest.max_pixels,
             max_bytes=min(settings.api.max_upload_bytes, FETCH_MAX_BYTES),
             allowlist=tuple(h.lower().strip() for h in settings.api.image_url_allowlist),
         )
@@ -71,7 +77,30 @@ def load_image(url: str, policy: ImagePolicy, name: str = "image_url") -> Image.
         data = fetch_image(url, policy, name)
     else:
         raise BadInput(f"{name}: unsupported URL scheme {scheme or '(none)'!r}; {_HINT}")
-    return decode(data, policy.max_pixels, name)
+    check_pixels(data, policy.max_pixels, name)
+    return decode(data, policy.ingest_max_pixels or policy.max_pixels, name)
+
+
+def check_pixels(data: bytes, max_pixels: int, name: str = "image") -> None:
+    """Refuse a query image over ``api.max_image_pixels`` from its header alone (Pillow's
+    ``open`` is lazy: no pixel is decoded), so a small file that claims 62 megapixels
+    costs microseconds. Unreadable headers are left to :func:`decode` to report."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            width, height = Image.open(io.BytesIO(data)).size
+    except Image.DecompressionBombError:
+        width = height = max_pixels + 1
+    except Exception:
+        return
+    if width * height > max_pixels:
+        raise LimitExceeded(
+            f"{name}: the image is {width}x{height} = {width * height:,} pixels; query "
+            f"images may have at most {max_pixels:,} (api.max_image_pixels, capped by "
+            "ingest.max_pixels): scale it down"
+        )
 
 
 def decode(data: bytes, max_pixels: int, name: str = "image") -> Image.Image:
@@ -118,10 +147,30 @@ def host_allowed(host: str, allowlist: tuple[str, ...]) -> bool:
     return False
 
 
-def is_public(ip: str) -> bool:
-    addr = ipaddress.ip_address(ip.split("%", 1)[0])
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"),)
+# RFC 8215 local-use NAT64: a private translator, IPv4 embedded at a site-chosen offset.
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+
+
+def embedded_ipv4(addr: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries and routes to: IPv4-mapped
+    (``::ffff:a.b.c.d``), 6to4 (``2002:AABB:CCDD::/48``), Teredo (``2001::/32``: its
+    server and its XOR-obfuscated client) and well-known NAT64 (``64:ff9b::/96``: the
+    last 32 bits). ``2002:7f00:1::`` reaches 127.0.0.1 through a 6to4 relay, so an
+    address is only as public as what it wraps."""
+    out: list[ipaddress.IPv4Address] = []
+    if addr.ipv4_mapped is not None:
+        out.append(addr.ipv4_mapped)
+    if addr.sixtofour is not None:
+        out.append(addr.sixtofour)
+    if addr.teredo is not None:
+        out.extend(addr.teredo)
+    if any(addr in net for net in _NAT64):
+        out.append(ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF))
+    return out
+
+
+def _global(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return not (
         addr.is_private
         or addr.is_loopback
@@ -131,6 +180,24 @@ def is_public(ip: str) -> bool:
         or addr.is_unspecified
         or not addr.is_global
     )
+
+
+def is_public(ip: str) -> bool:
+    try:
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr in _LOCAL_NAT64:
+            return False
+        wrapped = embedded_ipv4(addr)
+        if addr.ipv4_mapped is not None or any(addr in net for net in _NAT64):
+            # Only the IPv4 address matters (DNS64 synthesises these for IPv4-only hosts;
+            # Python files 64:ff9b::/96 under the reserved ::/8).
+            return _global(wrapped[-1])
+        if wrapped and not all(_global(v4) for v4 in wrapped):
+            return False
+    return _global(addr)
 
 
 def resolve_public(host: str, port: int, name: str = "image_url") -> list[str]:

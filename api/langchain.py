@@ -1,4 +1,4 @@
-"""LangChain adapters over a :class:`~rag.pipeline.Pipeline`, for in-process use.
+"""LangChain adapters over a :class:`~pipeline.Pipeline`, for in-process use.
 
 - :class:`MmragRetriever`: a ``BaseRetriever`` whose ``Document`` metadata carries the
   same citation fields the API returns (source, page, modality, box, media URL), so a
@@ -22,11 +22,10 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from pydantic import ConfigDict
 
 from rag.errors import BadInput
-from rag.generate.citations import media_url, union_box
-from rag.types import Answer, Filter, Hit
+from rag.types import Answer, Filter, Hit, union_box
 
 if TYPE_CHECKING:
-    from rag.pipeline import Pipeline
+    from pipeline import Pipeline
 
 
 def hit_to_document(hit: Hit) -> Document:
@@ -44,7 +43,7 @@ def hit_to_document(hit: Hit) -> Document:
             "chunk": hit.chunk,
             "mime": hit.mime,
             "media": hit.media,
-            "media_url": media_url(hit),
+            "media_url": f"/v1/media/{hit.media}" if hit.media else None,
             "box": list(box) if box else None,
             **{f"meta_{k}": v for k, v in hit.metadata.items()},
         },
@@ -53,13 +52,7 @@ def hit_to_document(hit: Hit) -> Document:
 
 def answer_to_dict(answer: Answer) -> dict[str, Any]:
     """An :class:`~rag.types.Answer` as plain JSON-able data (what the API returns)."""
-    return {
-        "text": answer.text,
-        "citations": [c.to_json() for c in answer.citations],
-        "model": answer.model,
-        "extractive": answer.extractive,
-        "usage": dict(answer.usage),
-    }
+    return answer.to_json()
 
 
 class MmragRetriever(BaseRetriever):
@@ -67,7 +60,7 @@ class MmragRetriever(BaseRetriever):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    pipeline: Any  # rag.pipeline.Pipeline (Any: pydantic need not inspect it)
+    pipeline: Any  # pipeline.Pipeline (Any: pydantic need not inspect it)
     collection: str
     limit: int | None = None
     filter: Filter | None = None

@@ -237,6 +237,15 @@ class Deleted(BaseModel):
 # --------------------------------------------------------------------------- documents
 
 
+class PathIngest(_Strict):
+    """Files and folders on the server's machine, for the local CLI (see server.json)."""
+
+    paths: list[str] = Field(min_length=1, max_length=10_000)
+    cwd: str = Field(description="the caller's working directory; relative paths are "
+                     "read from it and keep their names as given")
+    metadata: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
 class DocumentInfo(BaseModel):
     source: str
     doc_id: str
@@ -262,7 +271,7 @@ class Job(BaseModel):
     id: str
     object: Literal["ingest.job"] = "ingest.job"
     collection: str
-    status: Literal["queued", "running", "done", "failed"]
+    status: Literal["queued", "running", "done", "failed", "cancelled"]
     files: list[FileStatus]
     files_done: int
     files_total: int

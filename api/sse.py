@@ -1,15 +1,16 @@
 """Server-sent events: OpenAI-style chat chunks and ingest job progress.
 
-Streams are plain sync iterators (the pipeline blocks), which Starlette drains in its
-thread pool. An error after the first byte cannot change the status code any more, so
-it is sent the way OpenAI does: a ``data:`` event holding ``{"error": {...}}`` (the
-openai SDK raises it as an ``APIError``), then the stream ends.
+Chat streams are plain sync iterators (the pipeline blocks), which Starlette drains in
+its thread pool; job streams are async (they only poll), so followers hold no thread.
+An error after the first byte cannot change the status code any more, so it is sent the
+way OpenAI does: a ``data:`` event holding ``{"error": {...}}`` (the openai SDK raises
+it as an ``APIError``), then the stream ends.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
@@ -36,22 +37,22 @@ def chat_stream(chunks: Iterator[BaseModel]) -> StreamingResponse:
     )
 
 
-def job_events(events: Iterator[Job | None]) -> Iterator[str]:
+async def job_events(events: AsyncIterator[Job | None]) -> AsyncIterator[str]:
     n = 0
     try:
-        for job in events:
+        async for job in events:
             if job is None:
                 yield ": keep-alive\n\n"
                 continue
             n += 1
-            kind = "done" if job.status in ("done", "failed") else "progress"
+            kind = "done" if job.status in ("done", "failed", "cancelled") else "progress"
             yield f"id: {n}\nevent: {kind}\ndata: {job.model_dump_json()}\n\n"
     except Exception as exc:
         _, body = payload_for(exc)
         yield f"event: error\ndata: {json.dumps(body)}\n\n"
 
 
-def job_stream(events: Iterator[Job | None]) -> StreamingResponse:
+def job_stream(events: AsyncIterator[Job | None]) -> StreamingResponse:
     return StreamingResponse(
         job_events(events), media_type="text/event-stream", headers=HEADERS
     )

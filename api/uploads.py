@@ -1,68 +1,84 @@
-"""Multipart uploads read as a stream, with the limits enforced while bytes arrive.
+"""Multipart uploads read as a stream, written to a spool on disk as they arrive.
 
-Why not Starlette's ``request.form()``: it spools every file to disk first and only then
-lets us look at sizes, so a client could push gigabytes before being told no. Here the
-body is parsed chunk by chunk with ``python_multipart``; the moment one file passes
-``api.max_upload_bytes`` or the request carries more than ``api.max_files_per_request``
-files, parsing stops with a 413 and nothing has been stored (the job is only created
-from a complete, accepted request).
+Why not Starlette's ``request.form()``: it reads the whole body before we can look at
+it, so a client could push gigabytes before being told no. Here the body is parsed
+chunk by chunk with ``python_multipart`` (in the thread pool, which also does the disk
+writes) and each file part goes straight into ``<spool>/00000``, ``00001``, ... (the
+layout a job's spool uses, so the folder is handed to the job as it is). Memory per
+upload is one chunk, whatever the file size. The moment a file passes
+``api.max_upload_bytes``, the request carries more than ``api.max_files_per_request``
+files, a name cannot be kept (:mod:`api.filenames`) or ``on_chunk`` refuses more bytes
+(the server-wide in-flight cap), parsing stops with an error; the caller removes the
+spool, so a refused upload stores nothing.
 
 After a rejection the rest of the body is read and thrown away (up to
 :data:`DRAIN_BYTES`) before answering: HTTP/1.1 clients write the whole request before
 reading the response, and a server that closes mid-upload makes them report a
-"connection reset" instead of our 413 and its message.
+"connection reset" instead of our error and its message.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.concurrency import run_in_threadpool
 
-from rag.errors import BadInput, LimitExceeded, MmragError, UnsupportedFile
+from api.filenames import clean_name, field_name, file_name, parse_disposition
+from rag.errors import BadInput, LimitExceeded, MmragError, UnsupportedFile, one_line
 
 FILE_FIELDS = ("files", "file")
 METADATA_FIELD = "metadata"
 MAX_FIELD_BYTES = 64 * 1024
 DRAIN_BYTES = 64 * 1024 * 1024
-MAX_NAME_CHARS = 150
+MAX_METADATA_KEYS = 64
+_HOW = "send files as 'files' parts with a filename (curl -F files=@report.pdf)"
 
 
 @dataclass
-class UploadedFile:
+class SpooledFile:
+    """One received file: the name the client sent, and where its bytes are."""
+
     filename: str
-    data: bytes
+    path: Path
+    size: int
 
 
 @dataclass
 class UploadForm:
-    files: list[UploadedFile] = field(default_factory=list)
+    spool: Path
+    files: list[SpooledFile] = field(default_factory=list)
     metadata: str | None = None
 
 
 @dataclass
 class _Part:
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, bytes] = field(default_factory=dict)
     field_name: str = ""
     filename: str | None = None
+    out: IO[bytes] | None = None
+    path: Path | None = None
+    size: int = 0
     data: bytearray = field(default_factory=bytearray)
 
 
 class _Collector:
-    """python_multipart callbacks that build the form and stop at the first limit."""
+    """python_multipart callbacks that spool the files and stop at the first problem."""
 
-    def __init__(self, max_file_bytes: int, max_files: int) -> None:
+    def __init__(self, spool: Path, max_file_bytes: int, max_files: int) -> None:
         self.max_file_bytes = max_file_bytes
         self.max_files = max_files
-        self.form = UploadForm()
+        self.form = UploadForm(spool)
         self.error: MmragError | None = None
         self._part = _Part()
         self._header_field = bytearray()
         self._header_value = bytearray()
+        self._names: set[str] = set()
 
     def callbacks(self) -> dict[str, object]:
         return {
@@ -85,141 +101,170 @@ class _Collector:
         self._header_value.extend(data[start:end])
 
     def on_header_end(self) -> None:
+        # Header names are ASCII by the grammar; latin-1 decodes any byte, never fails.
         name = self._header_field.decode("latin-1").strip().lower()
-        self._part.headers[name] = self._header_value.decode("utf-8", "replace").strip()
+        self._part.headers[name] = bytes(self._header_value).strip()
         self._header_field.clear()
         self._header_value.clear()
 
     def on_headers_finished(self) -> None:
         if self.error:
             return
-        disposition = self._part.headers.get("content-disposition", "")
-        _, params = parse_options_header(disposition)
-        self._part.field_name = params.get(b"name", b"").decode("utf-8", "replace")
-        raw = params.get(b"filename")
-        self._part.filename = raw.decode("utf-8", "replace") if raw is not None else None
-        name = self._part.field_name
-        if self._part.filename is not None:
-            if name not in FILE_FIELDS:
-                self.error = BadInput(
-                    f"unexpected file field {name!r}; send files in the 'files' field"
-                )
-            elif self._part.filename and len(self.form.files) >= self.max_files:
-                self.error = LimitExceeded(
-                    f"too many files in one request: the limit is {self.max_files} "
-                    "(api.max_files_per_request); split the upload"
-                )
-        elif name != METADATA_FIELD:
-            self.error = BadInput(
-                f"unexpected form field {name!r}; send files in 'files' and a JSON object "
-                "in 'metadata'"
+        try:
+            self._begin(self._part)
+        except MmragError as exc:
+            self.error = exc
+
+    def _begin(self, part: _Part) -> None:
+        _, params = parse_disposition(part.headers.get("content-disposition", b""))
+        part.field_name = name = field_name(params)
+        part.filename = file_name(params, name)
+        if part.filename is None:
+            if name in FILE_FIELDS:
+                raise BadInput(f"file part {name!r} has no filename; {_HOW}")
+            if name != METADATA_FIELD:
+                raise BadInput(f"unexpected form field {name!r}; {_HOW} and a JSON object "
+                               "in 'metadata'")
+            return
+        if name not in FILE_FIELDS:
+            raise BadInput(f"unexpected file field {name!r}; {_HOW}")
+        if not part.filename:
+            return  # a browser's untouched file input: kept only if it has bytes
+        self._check_name(part.filename)
+
+    def _check_name(self, filename: str) -> None:
+        if len(self.form.files) >= self.max_files:
+            raise LimitExceeded(
+                f"too many files in one request: the limit is {self.max_files} "
+                "(api.max_files_per_request); split the upload"
             )
+        name = clean_name(filename)  # refused before any of its bytes are stored
+        if name in self._names:
+            raise BadInput(f"two files in this request are both named {name!r} (after Unicode "
+                           "normalisation); the second would replace the first")
+        self._names.add(name)
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self.error:
             return
         part = self._part
-        part.data.extend(data[start:end])
-        if part.filename is not None and len(part.data) > self.max_file_bytes:
+        if part.filename is None:
+            part.data.extend(data[start:end])
+            if len(part.data) > MAX_FIELD_BYTES:
+                self.error = LimitExceeded(f"the metadata field is over {MAX_FIELD_BYTES:,} "
+                                           "bytes")
+            return
+        part.size += end - start
+        if part.size > self.max_file_bytes:
             self.error = LimitExceeded(
-                f"{_display(part.filename)}: the file is over the {self.max_file_bytes:,} byte "
+                f"{part.filename[:200]!r}: the file is over the {self.max_file_bytes:,} byte "
                 "upload limit (api.max_upload_bytes)"
             )
-        elif part.filename is None and len(part.data) > MAX_FIELD_BYTES:
-            self.error = LimitExceeded(f"the metadata field is over {MAX_FIELD_BYTES:,} bytes")
+            return
+        if part.out is None and not part.filename:
+            self.error = BadInput(f"file part {part.field_name!r} has an empty filename; {_HOW}")
+            return
+        try:
+            if part.out is None:
+                part.path = self.form.spool / f"{len(self.form.files):05d}"
+                part.out = part.path.open("xb")
+            part.out.write(data[start:end])
+        except OSError as exc:
+            self.error = MmragError(f"cannot spool the upload to disk: {one_line(exc)}")
 
     def on_part_end(self) -> None:
+        part = self._part
+        if part.out is not None:
+            part.out.close()
         if self.error:
             return
-        part = self._part
-        if part.filename is not None:
-            # A browser sends an empty, nameless part for an untouched file input.
-            if part.filename or part.data:
-                self.form.files.append(UploadedFile(part.filename, bytes(part.data)))
-        else:
+        if part.filename is None:
             self.form.metadata = part.data.decode("utf-8", "replace")
+        elif part.filename:
+            path = part.path
+            if path is None:  # an empty file: no data callback ran
+                path = self.form.spool / f"{len(self.form.files):05d}"
+                path.touch(exist_ok=False)
+            self.form.files.append(SpooledFile(part.filename, path, part.size))
         self._part = _Part()
+
+    def close(self) -> None:
+        if self._part.out is not None:
+            self._part.out.close()
 
 
 async def read_upload(
     content_type: str | None,
     stream: AsyncIterator[bytes],
+    spool: Path,
     *,
     max_file_bytes: int,
     max_files: int,
+    on_chunk: Callable[[int], None] | None = None,
 ) -> UploadForm:
-    """Parse a ``multipart/form-data`` body from ``stream`` within the limits."""
+    """Parse a ``multipart/form-data`` body from ``stream`` into the empty folder
+    ``spool``, within the limits; ``on_chunk(n)`` sees each chunk's size first and may
+    raise to stop (the in-flight cap). On error the spool holds partial files: the
+    caller removes it."""
     mime, params = parse_options_header(content_type or "")
     if mime != b"multipart/form-data":
-        raise UnsupportedFile(
-            "send documents as multipart/form-data with one or more 'files' parts "
-            "(curl -F files=@report.pdf)"
-        )
+        raise UnsupportedFile(f"send documents as multipart/form-data; {_HOW}")
     boundary = params.get(b"boundary")
     if not boundary:
         raise BadInput("multipart/form-data without a boundary")
-    collector = _Collector(max_file_bytes, max_files)
+    collector = _Collector(spool, max_file_bytes, max_files)
     try:
         parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
         async for chunk in stream:
-            parser.write(chunk)
+            if on_chunk is not None:
+                on_chunk(len(chunk))
+            await run_in_threadpool(parser.write, chunk)
             if collector.error is not None:
-                await _drain(stream)
                 raise collector.error
         parser.finalize()
     except FormParserError as exc:
+        await drain(stream)
         raise BadInput(f"malformed multipart body ({exc})") from None
+    except MmragError:
+        await drain(stream)
+        raise
+    finally:
+        collector.close()
     if collector.error is not None:
         raise collector.error
     if not collector.form.files:
-        raise BadInput("no files in the request; send them in the 'files' field")
+        raise BadInput(f"no files in the request; {_HOW}")
     return collector.form
 
 
-async def _drain(stream: AsyncIterator[bytes]) -> None:
+async def drain(stream: AsyncIterator[bytes]) -> None:
+    """Read and drop what is left of a refused body, up to :data:`DRAIN_BYTES`."""
     seen = 0
-    async for chunk in stream:
-        seen += len(chunk)
-        if seen > DRAIN_BYTES:
-            return
+    try:
+        async for chunk in stream:
+            seen += len(chunk)
+            if seen > DRAIN_BYTES:
+                return
+    except Exception:  # already consumed, or the client went away: nothing to drain
+        return
 
 
-def _display(name: str) -> str:
-    return sanitize_filename(name) or "file"
-
-
-def sanitize_filename(name: str) -> str:
-    """A safe base name for an uploaded file, keeping its extension.
-
-    Only the last path component survives (both ``/`` and ``\\`` separate), control and
-    odd characters become ``_``, leading dots go (no hidden files, no ``..``), and the
-    name is cut to :data:`MAX_NAME_CHARS` without losing the extension, which the loader
-    uses to tell Markdown from plain text. Returns ``""`` when nothing usable is left.
-    """
-    name = unicodedata.normalize("NFC", name)
-    name = re.split(r"[/\\]", name)[-1]
-    name = "".join(c if c.isprintable() else "_" for c in name)
-    name = re.sub(r"[^\w.\- ()+,@]", "_", name).strip().lstrip(".").strip()
-    if len(name) > MAX_NAME_CHARS:
-        stem, dot, ext = name.rpartition(".")
-        if dot and 0 < len(ext) <= 10:
-            name = stem[: MAX_NAME_CHARS - len(ext) - 1] + "." + ext
-        else:
-            name = name[:MAX_NAME_CHARS]
-    return name
-
-
-def source_names(filenames: list[str], prefix: str = "upload/") -> list[str]:
-    """Source names for one request's files: sanitised, unique within the request."""
-    out: list[str] = []
-    seen: set[str] = set()
-    for n, raw in enumerate(filenames, 1):
-        base = sanitize_filename(raw) or f"file-{n}"
-        candidate, k = base, 2
-        while candidate in seen:
-            stem, dot, ext = base.rpartition(".")
-            candidate = f"{stem}-{k}.{ext}" if dot and stem else f"{base}-{k}"
-            k += 1
-        seen.add(candidate)
-        out.append(prefix + candidate)
-    return out
+def parse_metadata(raw: str | None) -> dict[str, Any]:
+    """The ``metadata`` form field: a flat JSON object of scalars (filterable values)."""
+    if raw is None or not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"metadata must be a JSON object ({exc})") from None
+    if not isinstance(value, dict):
+        raise BadInput("metadata must be a JSON object, e.g. {\"team\": \"ops\"}")
+    if len(value) > MAX_METADATA_KEYS:
+        raise BadInput(f"metadata has {len(value)} keys; the limit is {MAX_METADATA_KEYS}")
+    for key, item in value.items():
+        if not isinstance(item, str | int | float | bool):
+            raise BadInput(
+                f"metadata[{key!r}] must be a string, number or boolean so it can be "
+                "filtered on"
+            )
+    return value

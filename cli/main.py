@@ -13,40 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cli import mcp, serve
+from cli.common import common_options, connect, open_image
 from rag.errors import MmragError, ModelUnavailable, UpstreamError
-from rag.settings import load_settings
 from rag.types import MODALITIES, Filter
-
-
-def settings_from_args(args: argparse.Namespace) -> Any:
-    overrides: dict[str, Any] = {}
-    if getattr(args, "data_dir", None):
-        overrides["data_dir"] = args.data_dir
-    return load_settings(args.profile, overrides=overrides)
-
-
-def pipeline_from_args(args: argparse.Namespace) -> Any:
-    from rag.pipeline import Pipeline
-
-    return Pipeline(settings_from_args(args))
-
-
-def open_image(path: str | None, pipe: Any) -> Any:
-    """A query image, read with the same loader and limits as ingested files."""
-    if not path:
-        return None
-    from ingest.loaders import load_document
-
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise MmragError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    doc = load_document(str(p), data, ingest=pipe.settings.ingest, ocr=None, render_pages=True)
-    image = doc.pages[0].image if doc.pages else None
-    if image is None:
-        raise MmragError(f"{path}: not an image")
-    return image
 
 
 def _filter(args: argparse.Namespace) -> Filter | None:
@@ -72,13 +42,13 @@ def _progress_bar(total_hint: int | None = None) -> tuple[Any, Any]:
         bar.set_postfix_str(f"chunks={p.chunks} {Path(p.current).name[:40]}", refresh=False)
         bar.refresh()
         if p.result is not None and p.result.status == "failed":
-            bar.write(f"skipped {p.result.error}")
+            bar.write(f"skipped {p.result.error}", file=sys.stderr)
 
     return bar, on_progress
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    pipe = pipeline_from_args(args)
+    pipe = connect(args)
     meta = dict(kv.split("=", 1) for kv in (args.meta or []))
     bar, on_progress = _progress_bar()
     try:
@@ -92,7 +62,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     else:
         for f in report.files:
             if f.status == "duplicate":
-                print(f"duplicate {f.source}: {f.error}")
+                print(f"duplicate {f.source}: {f.error}", file=sys.stderr)
         print(report.summary())
         for f in report.failed:
             print(f"failed: {f.error}", file=sys.stderr)
@@ -100,7 +70,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    pipe = pipeline_from_args(args)
+    pipe = connect(args)
     try:
         hits = pipe.search(args.collection, args.text, open_image(args.image, pipe), args.limit,
                            _filter(args))
@@ -120,7 +90,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_collections(args: argparse.Namespace) -> int:
-    pipe = pipeline_from_args(args)
+    pipe = connect(args)
     try:
         rows = pipe.collections()
     finally:
@@ -136,7 +106,7 @@ def cmd_collections(args: argparse.Namespace) -> int:
 
 
 def cmd_documents(args: argparse.Namespace) -> int:
-    pipe = pipeline_from_args(args)
+    pipe = connect(args)
     try:
         rows = pipe.documents(args.collection)
     finally:
@@ -150,7 +120,7 @@ def cmd_documents(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    pipe = pipeline_from_args(args)
+    pipe = connect(args)
     try:
         n = pipe.delete_source(args.collection, args.source)
     finally:
@@ -160,7 +130,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_drop(args: argparse.Namespace) -> int:
-    pipe = pipeline_from_args(args)
+    pipe = connect(args)
     try:
         pipe.drop(args.collection)
     finally:
@@ -172,7 +142,7 @@ def cmd_drop(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from rag.evaluate import evaluate, read_queries
 
-    pipe = pipeline_from_args(args)
+    pipe = connect(args)
     queries = read_queries(Path(args.queries))
     from tqdm import tqdm
 
@@ -200,11 +170,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default=None, help="settings profile (configs/<name>.yaml)")
-    p.add_argument("--data-dir", default=None, help="where embedded data lives (MMRAG_DATA_DIR)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmrag", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -214,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--collection", required=True)
     p.add_argument("--meta", action="append", metavar="KEY=VALUE", help="metadata for all files")
     p.add_argument("--json", action="store_true")
-    _common(p)
+    common_options(p)
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("search", help="search a collection with text and/or an image")
@@ -226,29 +191,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source-prefix", default=None)
     p.add_argument("--where", action="append", metavar="KEY=VALUE", help="metadata filter")
     p.add_argument("--json", action="store_true")
-    _common(p)
+    common_options(p)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("collections", help="list collections")
     p.add_argument("--json", action="store_true")
-    _common(p)
+    common_options(p)
     p.set_defaults(func=cmd_collections)
 
     p = sub.add_parser("documents", help="list the sources stored in a collection")
     p.add_argument("--collection", required=True)
     p.add_argument("--json", action="store_true")
-    _common(p)
+    common_options(p)
     p.set_defaults(func=cmd_documents)
 
     p = sub.add_parser("delete", help="remove a source from a collection")
     p.add_argument("source")
     p.add_argument("--collection", required=True)
-    _common(p)
+    common_options(p)
     p.set_defaults(func=cmd_delete)
 
     p = sub.add_parser("drop", help="delete a whole collection")
     p.add_argument("collection")
-    _common(p)
+    common_options(p)
     p.set_defaults(func=cmd_drop)
 
     p = sub.add_parser("eval", help="R@1, R@5, MRR of a queries.jsonl against a collection")
@@ -257,15 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--json", action="store_true")
     p.add_argument("--show-misses", action="store_true")
-    _common(p)
+    common_options(p)
     p.set_defaults(func=cmd_eval)
 
-    try:
-        from cli.serve import add_commands
-    except ImportError:
-        pass
-    else:
-        add_commands(sub, _common)
+    serve.add_commands(sub)
+    mcp.add_commands(sub)
     return parser
 
 

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import secrets
 import sys
-from collections.abc import Callable
 from typing import Any
 
+from cli.common import common_options, connect, open_image, settings_from_args
+from cli.remote import ServerInfo, remove_server_file, write_server_file
 from rag.errors import ConfigError
 from rag.settings import ApiSettings
 from rag.types import Answer
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
-
-CommonFn = Callable[[argparse.ArgumentParser], None]
 
 
 def check_bind(host: str, api: ApiSettings) -> str | None:
@@ -46,8 +47,6 @@ def check_bind(host: str, api: ApiSettings) -> str | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from cli.main import settings_from_args
-
     settings = settings_from_args(args)
     host = args.host or settings.api.host
     port = args.port or settings.api.port
@@ -57,10 +56,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import create_app
+    from mcpserver.http import mount
 
-    print(f"mmrag: serving on http://{host}:{port} (profile {settings.profile})", file=sys.stderr)
-    # One worker: the embedded store lets one process open a collection at a time.
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=args.log_level)
+    print(f"mmrag: serving on http://{host}:{port} (profile {settings.profile}); chat page "
+          f"at /, MCP at /mcp", file=sys.stderr)
+    # One worker: the embedded store lets one process open a collection at a time. Other
+    # mmrag commands on this data dir find the server through server.json and use it.
+    token = secrets.token_urlsafe(32)
+    # Removed at shutdown by the app (uvicorn ends the process by re-raising SIGTERM, so a
+    # `finally` here would not run); a killed server's file is ignored (its pid is dead).
+    app = create_app(settings, local_token=token, on_shutdown=lambda: remove_server_file(
+        settings.data_path, os.getpid()))
+    mount(app)  # MCP over streamable HTTP at /mcp, behind the same keys
+    connect_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host.strip("[]")
+    url = f"http://{'[' + connect_host + ']' if ':' in connect_host else connect_host}:{port}"
+    write_server_file(settings.data_path, ServerInfo(url, os.getpid(), token))
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=args.log_level)
+    finally:
+        remove_server_file(settings.data_path, os.getpid())
     return 0
 
 
@@ -81,30 +95,23 @@ def format_answer(answer: Answer) -> str:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from cli.main import open_image, pipeline_from_args
-
-    pipe = pipeline_from_args(args)
-    try:
+    with connect(args) as pipe:
         answer = pipe.ask(args.collection, args.question, open_image(args.image, pipe),
                           limit=args.limit)
-    finally:
-        pipe.close()
     if args.json:
-        from api.langchain import answer_to_dict
-
-        print(json.dumps(answer_to_dict(answer), ensure_ascii=False, indent=2))
+        print(json.dumps(answer.to_json(), ensure_ascii=False, indent=2))
     else:
         print(format_answer(answer))
     return 0
 
 
-def add_commands(sub: Any, common: CommonFn) -> None:
+def add_commands(sub: Any) -> None:
     p = sub.add_parser("serve", help="run the HTTP API (OpenAI-compatible chat, search, uploads)")
     p.add_argument("--host", default=None, help="bind address (default: api.host, 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default: api.port, 8080)")
     p.add_argument("--log-level", default="info",
                    choices=["critical", "error", "warning", "info", "debug"])
-    common(p)
+    common_options(p, local_flag=False)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("ask", help="answer a question from a collection, with citations")
@@ -113,5 +120,5 @@ def add_commands(sub: Any, common: CommonFn) -> None:
     p.add_argument("--image", default=None, help="an image to ask about (with or without text)")
     p.add_argument("--limit", type=int, default=None, help="how many sources to retrieve")
     p.add_argument("--json", action="store_true")
-    common(p)
+    common_options(p)
     p.set_defaults(func=cmd_ask)

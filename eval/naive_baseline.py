@@ -28,13 +28,9 @@ from sentence_transformers import SentenceTransformer  # noqa: E402
 
 from rag.encoders.text import resolve_model_path  # noqa: E402
 from rag.evaluate import evaluate, read_queries  # noqa: E402
+from rag.ocr import build_ocr, ocr_text  # noqa: E402
 from rag.settings import load_settings  # noqa: E402
 from rag.store import build_store  # noqa: E402
-
-try:
-    from rag.ocr import build_ocr, ocr_text  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # pragma: no cover - before the move to rag/ocr
-    from ingest.ocr import build_ocr, ocr_text  # type: ignore[no-redef,unused-ignore]
 
 
 def chunk_texts(data_dir: Path, collection: str = "eval") -> tuple[list[str], list[str]]:

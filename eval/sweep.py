@@ -14,7 +14,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from run_eval import HERE, CachedOcr, Pipeline, run_split, settings_for
+from run_eval import HERE, cached_ocr_pipeline, run_split, settings_for
 
 from rag.rerank import build_reranker
 from rag.retrieve import Retriever
@@ -27,16 +27,15 @@ def main() -> None:
     ap.add_argument("--split", choices=["dev", "test"], default="dev")
     ap.add_argument("--misses", action="store_true")
     args = ap.parse_args()
-    pipe = Pipeline(settings_for(args.data_dir, []))
-    if pipe.ocr is not None:
-        pipe.__dict__["ocr"] = CachedOcr(pipe.ocr)
+    pipe = cached_ocr_pipeline(settings_for(args.data_dir, []))
     try:
         for variant in args.variants:
             pairs = shlex.split(variant)
             retrieval = settings_for(args.data_dir, pairs).retrieval
-            pipe.__dict__["retriever"] = Retriever(
-                retrieval, pipe.store, pipe.encoders, build_reranker(retrieval),
-                read_image=pipe._read_image if pipe.ocr is not None else None,
+            # Swap only the retriever (private, harness only): same store, models, OCR.
+            pipe.__dict__["_retriever"] = Retriever(
+                retrieval, pipe._store, pipe._encoders, build_reranker(retrieval),
+                read_image=pipe._read_image if pipe._ocr is not None else None,
             )
             result = run_split(pipe, HERE / f"queries.{args.split}.jsonl")
             kinds = "  ".join(

@@ -17,9 +17,9 @@ from langchain_text_splitters import Language, RecursiveCharacterTextSplitter
 
 from ingest.hashing import VISUAL_CHUNK
 from ingest.loaders.base import LoadedDocument, LoadedPage
-from ingest.ocr.base import ocr_layout
 from rag.errors import ConfigError
-from rag.media import media_key
+from rag.ocr.base import ocr_layout
+from rag.payload import media_key
 from rag.settings import ChunkSettings
 from rag.types import Chunk, Modality, OcrBox
 
@@ -144,7 +144,7 @@ def _find_each(text: str, chunks: list[str]) -> list[int]:
 def line_spans(page: LoadedPage) -> list[tuple[int, int]]:
     """Character span of each OCR line of ``page`` within ``page.text``.
 
-    Loaders build OCR text with :func:`~ingest.ocr.base.ocr_layout`, so its spans are
+    Loaders build OCR text with :func:`~rag.ocr.base.ocr_layout`, so its spans are
     exact; for text assembled some other way each line is looked up in order.
     """
     text, spans = ocr_layout(page.boxes)

@@ -1,34 +1,14 @@
-"""Chunks to Qdrant points: the payload layout and the vectors of each path."""
+"""Chunks to points: the vectors of each path (the payload layout is rag.payload's)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import PurePath
-from typing import Any
 
-from ingest.hashing import path_prefixes, point_id
+from ingest.hashing import point_id
 from rag.encoders import Encoders
+from rag.payload import chunk_payload
 from rag.types import BM25, CLIP, TEXT, Chunk, Point, Vector
-
-
-def chunk_payload(c: Chunk) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "doc_id": c.doc_id,
-        "source": c.source,
-        "path_prefixes": path_prefixes(c.source),
-        "mime": c.mime,
-        "modality": c.modality,
-        "page": c.page,
-        "chunk": c.chunk,
-        "title": c.title,
-        "text": c.text,
-        "boxes": [b.to_payload() for b in c.boxes],
-        "media": c.media,
-        "meta": c.metadata,
-    }
-    if c.tenant is not None:
-        payload["tenant"] = c.tenant
-    return payload
 
 
 def title_words(title: str) -> str:
@@ -49,6 +29,20 @@ def document_lead(text: str, max_chars: int) -> str:
         return flat
     cut = flat.rfind(" ", 0, max_chars + 1)
     return flat[: cut if cut > max_chars // 2 else max_chars]
+
+
+def document_leads(chunks: list[Chunk], max_chars: int) -> dict[str, str]:
+    """The lead (:func:`document_lead`) of each document among ``chunks``, by doc id,
+    from its earliest chunk: the first page's picture or page point (all of its text)
+    before that page's first text chunk. ``chunks`` must hold whole documents."""
+    if max_chars < 1:
+        return {}
+    first: dict[str, Chunk] = {}
+    for c in chunks:
+        best = first.get(c.doc_id)
+        if c.text.strip() and (best is None or (c.page, c.chunk) < (best.page, best.chunk)):
+            first[c.doc_id] = c
+    return {doc: document_lead(c.text, max_chars) for doc, c in first.items()}
 
 
 def embedding_text(c: Chunk, contextual_header: bool, lead: str = "") -> str:

@@ -8,18 +8,14 @@ generator attaches these images to the VLM request. Keys are content-derived
 from __future__ import annotations
 
 import io
-import re
 from pathlib import Path
 
 from PIL import Image
 
 from rag.errors import NotFound
+from rag.payload import media_key, parse_media_key
 
-_KEY = re.compile(r"^[0-9a-f]{8,64}-p\d{1,6}$")
-
-
-def media_key(doc_id: str, page: int) -> str:
-    return f"{doc_id}-p{page}"
+__all__ = ["MediaStore", "media_key"]
 
 
 class MediaStore:
@@ -29,7 +25,7 @@ class MediaStore:
         self.root = Path(root)
 
     def _path(self, key: str, side: int | None = None) -> Path:
-        if not _KEY.match(key):
+        if parse_media_key(key) is None:
             raise NotFound(f"media {key!r} does not exist")
         name = f"{key}.webp" if side is None else f"{key}.{side}.webp"
         return self.root / key[:2] / name

@@ -16,9 +16,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+import configs as _configs
 from rag.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = _configs.CONFIG_DIR
 
 
 class _Section(BaseModel):
@@ -36,6 +37,23 @@ class StoreSettings(_Section):
     prefer_grpc: bool = False
     # edge backend: call optimize() (builds HNSW) after an ingest that adds this many points.
     optimize_after: int = 2000
+    # Embedded stores are used by one process at a time: how long a command waits for
+    # another one (an ingest in another terminal) before giving up with a message.
+    lock_timeout_s: float = 600.0
+    # Vector quantization of new collections: "int8" keeps a 4x smaller scalar-quantized
+    # copy of every dense vector in RAM and searches it, then rescores the best
+    # ``oversampling`` x limit candidates with the original vectors.
+    quantization: Literal["none", "int8"] = "none"
+    oversampling: float = 2.0
+
+
+# Where a model runs: "auto" picks CUDA when torch sees a GPU, else Apple's MPS, else the
+# CPU; or name a torch device ("cpu", "cuda", "cuda:1", "mps").
+Device = str
+# Numeric precision of encoder forward passes: "auto" is bf16 autocast on a CUDA device that
+# supports it (fp16 on older GPUs), fp32 elsewhere. Vectors stay within cosine 0.999 of
+# fp32 (benchmarks/bench_encoders.py checks this); stored vectors are float32 either way.
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
 class ClipSettings(_Section):
@@ -47,16 +65,34 @@ class ClipSettings(_Section):
     checkpoint: str | None = None
     # A JSON model config (open_clip format) for architectures open_clip does not ship.
     model_config_path: str | None = None
-    device: str = "cpu"
+    device: Device = "auto"
+    precision: Precision = "auto"
+    # Images per forward pass; on a GPU larger batches (256+) keep it busy.
     batch_size: int = 16
+    # Threads that decode, resize and normalise images while the model runs (0: none,
+    # the calling thread does it). PIL releases the GIL for decoding and resampling.
+    preprocess_workers: int = 0
+    # Decode JPEGs at a reduced scale (libjpeg's DCT scaling, PIL's draft mode) that is
+    # still at least the model's input size: decoding a 1024x768 JPEG at half scale is
+    # several times cheaper. Vectors move slightly (the bench reports cosine to the full
+    # decode), so it is off by default.
+    jpeg_draft: bool = False
 
 
 class TextEncoderSettings(_Section):
     enabled: bool = True
     backend: str = "sentence_transformers"
     model: str = "all-MiniLM-L6-v2"
-    device: str = "cpu"
+    # sentence-transformers' inference backend: "torch", or "onnx" (onnxruntime; the ONNX
+    # export of a local model is made once and cached under data_dir/models), "openvino".
+    runtime: Literal["torch", "onnx", "openvino"] = "torch"
+    device: Device = "auto"
+    # fp32 by default: on an H200, MiniLM under bf16 autocast ran slower than fp32
+    # (1,124 vs 1,757 chunks/s; tokenisation dominates and autocast adds cast kernels).
+    precision: Precision = "fp32"
     batch_size: int = 64
+    # torch intra-op threads for CPU encoding (0: torch's default, one per core).
+    threads: int = 0
     # Prepend the document title (file name) to every chunk before embedding.
     contextual_header: bool = True
     # Also prepend this many characters of the document's opening (its title or NAME
@@ -76,6 +112,16 @@ class OcrSettings(_Section):
     min_confidence: float = 0.5
     # Images are scaled down so their longer side is at most this before OCR.
     max_side: int = 2000
+    # onnxruntime threads per engine; 0 = its default (all cores). Ingest workers use 1.
+    threads: int = 0
+    # Images whose grey levels span at most this (max - min, 0..255) are blank: no OCR.
+    # -1 turns the check off.
+    blank_range: int = 24
+    # rapidocr_torch backend: the same PP-OCR models converted to torch, on this device.
+    device: Device = "auto"
+    # Text lines recognised per forward pass (RapidOCR's default is 6; larger batches pad
+    # lines to a common width and can change a few characters).
+    rec_batch_size: int = 6
 
 
 class ChunkSettings(_Section):
@@ -91,9 +137,15 @@ class IngestSettings(_Section):
     max_file_bytes: int = 200 * 1024 * 1024
     max_pixels: int = 64_000_000
     max_pages: int = 2000
+    # Per-file work limits: a file over one fails with a message naming the setting, so
+    # one huge file cannot hold a batch for hours (the other files keep going meanwhile).
+    max_chars: int = 5_000_000
+    max_chunks: int = 10_000
     # Longer side of the pictures and page renders kept in the media store.
     media_max_side: int = 2048
     batch_size: int = 64
+    # Processes that load, render and OCR files: -1 one per core, 0 none (in-process).
+    workers: int = -1
 
 
 class RetrievalSettings(_Section):
@@ -149,6 +201,10 @@ class ApiSettings(_Section):
     api_keys: dict[str, list[str]] = Field(default_factory=dict)
     max_upload_bytes: int = 100 * 1024 * 1024
     max_files_per_request: int = 32
+    # Upload bytes being received at once, all requests together; over it: 429.
+    max_inflight_upload_bytes: int = 1024 * 1024 * 1024
+    # Pixels of a query image (chat image_url, search image), checked from its header.
+    max_image_pixels: int = 25_000_000
     # Hosts allowed for http(s) image_url parts; empty means data URLs only.
     image_url_allowlist: list[str] = Field(default_factory=list)
     public_url: str | None = None
@@ -262,3 +318,25 @@ def load_settings(
         return _Profiled(**clean)
     except Exception as exc:  # pydantic ValidationError: say which profile was bad
         raise ConfigError(f"invalid settings for profile {profile!r}: {exc}") from exc
+
+
+class _Exact(Settings):
+    """Settings from explicit values only: no profile, no environment."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def settings_from_dump(data: dict[str, Any]) -> Settings:
+    """The same settings again from ``settings.model_dump()``: how worker processes get
+    their parent's settings (the profiled class of :func:`load_settings` is local, so it
+    does not pickle, and re-reading the environment there could differ)."""
+    return _Exact(**data)

@@ -6,6 +6,7 @@ the adapter that uses them; everything else speaks these.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -97,30 +98,6 @@ class Hit:
     metadata: dict[str, Any] = field(default_factory=dict)
     vectors: dict[str, Vector] = field(default_factory=dict)
 
-    @classmethod
-    def from_payload(
-        cls,
-        point_id: str,
-        score: float,
-        payload: dict[str, Any],
-        vectors: dict[str, Vector] | None = None,
-    ) -> Hit:
-        return cls(
-            id=str(point_id),
-            score=float(score),
-            source=str(payload.get("source", "")),
-            page=int(payload.get("page", 0)),
-            modality=str(payload.get("modality", "text")),
-            text=str(payload.get("text", "")),
-            chunk=int(payload.get("chunk", 0)),
-            doc_id=str(payload.get("doc_id", "")),
-            mime=str(payload.get("mime", "")),
-            boxes=[OcrBox.from_payload(b) for b in payload.get("boxes") or []],
-            media=payload.get("media"),
-            metadata=dict(payload.get("meta") or {}),
-            vectors=dict(vectors or {}),
-        )
-
     def to_json(self) -> dict[str, Any]:
         """The shape the CLI's ``--json`` and the API's search hits share."""
         return {
@@ -202,7 +179,7 @@ class Citation:
     doc_id: str = ""
     chunk: int = 0
     box: tuple[float, float, float, float] | None = None
-    media_url: str | None = None
+    media: str | None = None  # media key of the page/picture; surfaces turn it into a URL
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -215,7 +192,7 @@ class Citation:
             "doc_id": self.doc_id,
             "chunk": self.chunk,
             "box": list(self.box) if self.box else None,
-            "media_url": self.media_url,
+            "media": self.media,
         }
 
 
@@ -227,6 +204,16 @@ class Answer:
     model: str = ""
     extractive: bool = False
     usage: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON-able data: what ``mmrag ask --json`` prints."""
+        return {
+            "text": self.text,
+            "citations": [c.to_json() for c in self.citations],
+            "model": self.model,
+            "extractive": self.extractive,
+            "usage": dict(self.usage),
+        }
 
 
 def path_prefixes(source: str) -> list[str]:
@@ -241,3 +228,33 @@ def path_prefixes(source: str) -> list[str]:
     lead = "/" if source.startswith("/") else ""
     parts = [p for p in source.split("/") if p]
     return [lead + "/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A piece of answer text, in order; concatenating all deltas gives ``Answer.text``."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Done:
+    """The last event of a stream: the full answer with citations and usage."""
+
+    answer: Answer
+
+
+GenerationEvent = Delta | Done
+
+
+def union_box(boxes: Iterable[OcrBox]) -> tuple[float, float, float, float] | None:
+    """The smallest box around all ``boxes``, or None when there are none."""
+    items = [b.box for b in boxes]
+    if not items:
+        return None
+    return (
+        min(b[0] for b in items),
+        min(b[1] for b in items),
+        max(b[2] for b in items),
+        max(b[3] for b in items),
+    )

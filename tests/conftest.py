@@ -23,10 +23,20 @@ def offline(data_dir: Path, **overrides: object) -> Settings:
     return load_settings("offline", overrides={"data_dir": data_dir, **overrides})
 
 
-def tiny_clip(data_dir: Path, **overrides: object) -> Settings:
+def tiny_clip(
+    data_dir: Path,
+    clip_batch: int | None = None,
+    workers: int | None = None,
+    precision: str | None = None,
+    **overrides: object,
+) -> Settings:
     """The default profile with CLIP swapped for a tiny random open_clip model: checks the
     CLIP path's plumbing and persistence, never its semantics."""
-    clip = {"model": "mmrag-tiny-clip", "pretrained": None, "model_config_path": str(TINY_CLIP)}
+    clip: dict[str, object] = {
+        "model": "mmrag-tiny-clip", "pretrained": None, "model_config_path": str(TINY_CLIP)
+    }
+    extra = {"batch_size": clip_batch, "preprocess_workers": workers, "precision": precision}
+    clip.update({k: v for k, v in extra.items() if v is not None})
     return load_settings(
         "default", overrides={"data_dir": data_dir, "offline": True, "clip": clip, **overrides}
     )

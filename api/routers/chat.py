@@ -8,6 +8,7 @@ from fastapi.responses import StreamingResponse
 from api import schemas as s
 from api import sse
 from api.deps import PrincipalDep, ServiceDep
+from api.errors import responses
 from api.routers import V1
 
 router = APIRouter(prefix=V1, tags=["chat"])
@@ -16,7 +17,8 @@ router = APIRouter(prefix=V1, tags=["chat"])
 @router.post(
     "/chat/completions",
     response_model=s.ChatCompletion,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={200: {"content": {"text/event-stream": {}}},
+               **responses(400, 404, 413, 415, 422, 502)},
 )
 def create_chat_completion(
     body: s.ChatCompletionRequest, service: ServiceDep, principal: PrincipalDep

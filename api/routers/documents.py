@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
-from starlette.concurrency import run_in_threadpool
 
 from api import schemas as s
 from api.deps import PrincipalDep, ServiceDep
+from api.errors import responses
 from api.routers import V1
-from api.uploads import read_upload
 
 router = APIRouter(prefix=V1, tags=["documents"])
 
@@ -45,30 +44,47 @@ _UPLOAD_BODY: dict[str, Any] = {
     "/collections/{name}/documents",
     status_code=status.HTTP_202_ACCEPTED,
     openapi_extra=_UPLOAD_BODY,
+    responses=responses(400, 404, 413, 415, 422, 429),
 )
 async def upload_documents(
     name: str, request: Request, response: Response, service: ServiceDep, principal: PrincipalDep
 ) -> s.Job:
-    """Accept files and ingest them in the background; poll the returned job."""
-    service.check_upload(name, principal)
-    api = service.settings.api
-    form = await read_upload(
+    """Accept files and ingest them in the background; poll the returned job.
+
+    Files are stored as ``upload/<name>``, keeping Unicode and relative folders
+    (``q1/report.txt``); names that cannot be kept safely are refused (400)."""
+    length = request.headers.get("content-length", "").strip()
+    job = await service.receive_upload(
+        name,
         request.headers.get("content-type"),
+        int(length) if length.isdigit() else None,
         request.stream(),
-        max_file_bytes=api.max_upload_bytes,
-        max_files=api.max_files_per_request,
+        principal,
     )
-    job = await run_in_threadpool(service.upload, name, form, principal)
     response.headers["Location"] = job.url
     return job
 
 
-@router.get("/collections/{name}/documents")
+@router.post(
+    "/collections/{name}/ingest",
+    status_code=status.HTTP_202_ACCEPTED,
+    include_in_schema=False,  # the local CLI's route (server.json token), not a public API
+)
+def ingest_paths(
+    name: str, body: s.PathIngest, response: Response, service: ServiceDep,
+    principal: PrincipalDep,
+) -> s.Job:
+    job = service.ingest_paths(name, body, principal)
+    response.headers["Location"] = job.url
+    return job
+
+
+@router.get("/collections/{name}/documents", responses=responses(404, 422))
 def list_documents(name: str, service: ServiceDep, principal: PrincipalDep) -> s.DocumentList:
     return service.list_documents(name, principal)
 
 
-@router.delete("/collections/{name}/documents")
+@router.delete("/collections/{name}/documents", responses=responses(404, 422))
 def delete_document(
     name: str,
     source: Annotated[str, Query(min_length=1, description="the stored source name")],

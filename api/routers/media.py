@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from api.deps import PrincipalDep, ServiceDep
+from api.errors import responses
 from api.routers import V1
 
 router = APIRouter(prefix=V1, tags=["media"])
@@ -15,7 +16,7 @@ router = APIRouter(prefix=V1, tags=["media"])
 @router.get(
     "/media/{key}",
     response_class=Response,
-    responses={200: {"content": {"image/webp": {}}}},
+    responses={200: {"content": {"image/webp": {}}}, **responses(404, 422)},
 )
 def get_media(
     key: str,

@@ -23,8 +23,8 @@ from ingest.loaders.image import ImageReader, decode_image
 from ingest.loaders.pdf import PdfReader
 from ingest.loaders.sniff import IMAGE_MIMES, PDF, SUPPORTED, sniff
 from ingest.loaders.text import TextReader, decode_text
-from ingest.ocr.base import OcrEngine
 from rag.errors import LimitExceeded
+from rag.ocr.base import OcrEngine
 from rag.settings import IngestSettings
 
 # Kind of file -> reader. A new format is one reader module plus one entry here (and its

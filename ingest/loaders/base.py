@@ -22,7 +22,7 @@ from rag.types import OcrBox
 if TYPE_CHECKING:
     from PIL import Image
 
-    from ingest.ocr.base import OcrEngine
+    from rag.ocr.base import OcrEngine
 
 PageKind = Literal["text", "image", "page"]
 T = TypeVar("T")
@@ -35,7 +35,7 @@ class LoadedPage:
     ``page`` is 1-based (1 for pictures and text files). ``kind`` says where it came
     from: a text file, a picture file, or a PDF page. ``boxes`` are OCR lines normalised
     to ``image`` and are empty for text layers. ``ocr`` says ``text`` came from OCR, in
-    which case ``text == ingest.ocr.ocr_text(boxes)``.
+    which case ``text == rag.ocr.ocr_text(boxes)``.
     """
 
     page: int

@@ -10,8 +10,8 @@ from PIL import Image, ImageOps
 
 from ingest.loaders.base import DocumentReader, LoadedPage, LoadRequest, read_ocr
 from ingest.loaders.sniff import IMAGE_MIMES
-from ingest.ocr.base import ocr_text
 from rag.errors import FileRejected, LimitExceeded
+from rag.ocr.base import ocr_text
 
 _HIGH_BIT_DEPTH = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0}
 

@@ -20,8 +20,8 @@ import pypdfium2 as pdfium
 from PIL import Image
 
 from ingest.loaders.base import DocumentReader, LoadedPage, LoadRequest, read_ocr, visible_chars
-from ingest.ocr.base import ocr_text
 from rag.errors import FileRejected, LimitExceeded
+from rag.ocr.base import ocr_text
 from rag.types import OcrBox
 
 if TYPE_CHECKING:

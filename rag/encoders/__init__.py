@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from rag.encoders.base import ImageTextEncoder, SparseEncoder, TextEncoder
 from rag.errors import ConfigError
@@ -23,10 +24,10 @@ def _open_clip(s: ClipSettings, offline: bool) -> ImageTextEncoder:
     return OpenClipEncoder(s)
 
 
-def _sentence_transformers(s: TextEncoderSettings, offline: bool) -> TextEncoder:
+def _sentence_transformers(s: TextEncoderSettings, offline: bool, cache: Path) -> TextEncoder:
     from rag.encoders.text import SentenceTransformerEncoder
 
-    return SentenceTransformerEncoder(s, offline=offline)
+    return SentenceTransformerEncoder(s, offline=offline, cache_dir=cache)
 
 
 def _bm25(s: SparseSettings) -> SparseEncoder:
@@ -38,7 +39,9 @@ def _bm25(s: SparseSettings) -> SparseEncoder:
 CLIP_BACKENDS: dict[str, Callable[[ClipSettings, bool], ImageTextEncoder]] = {
     "open_clip": _open_clip
 }
-TEXT_BACKENDS: dict[str, Callable[[TextEncoderSettings, bool], TextEncoder]] = {
+# Text backends also get a cache folder (``<data_dir>/models``) for derived models such as
+# an ONNX export.
+TEXT_BACKENDS: dict[str, Callable[[TextEncoderSettings, bool, Path], TextEncoder]] = {
     "sentence_transformers": _sentence_transformers
 }
 SPARSE_BACKENDS: dict[str, Callable[[SparseSettings], SparseEncoder]] = {"bm25": _bm25}
@@ -60,9 +63,9 @@ def _clip_cached(key: str, offline: bool) -> ImageTextEncoder:
 
 
 @functools.lru_cache(maxsize=8)
-def _text_cached(key: str, offline: bool) -> TextEncoder:
+def _text_cached(key: str, offline: bool, cache: str) -> TextEncoder:
     s = TextEncoderSettings.model_validate_json(key)
-    return _pick(TEXT_BACKENDS, s.backend, "text encoder")(s, offline)
+    return _pick(TEXT_BACKENDS, s.backend, "text encoder")(s, offline, Path(cache))
 
 
 @functools.lru_cache(maxsize=8)
@@ -104,6 +107,10 @@ def build_encoders(settings: Settings) -> Encoders:
     off = settings.offline
     return Encoders(
         clip=_clip_cached(clip.model_dump_json(), off) if clip.enabled else None,
-        text=_text_cached(text.model_dump_json(), off) if text.enabled else None,
+        text=(
+            _text_cached(text.model_dump_json(), off, str(settings.data_path / "models"))
+            if text.enabled
+            else None
+        ),
         sparse=_sparse_cached(sparse.model_dump_json()) if sparse.enabled else None,
     )

@@ -24,24 +24,7 @@ from rag.generate.images import AttachedImage, load_images, resize_for_model, to
 from rag.generate.prompt import Source, build_messages, select_sources
 from rag.media import MediaStore
 from rag.settings import GeneratorSettings
-from rag.types import Answer, Hit
-
-
-@dataclass(frozen=True)
-class Delta:
-    """A piece of answer text, in order; concatenating all deltas gives ``Answer.text``."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class Done:
-    """The last event of a stream: the full answer with citations and usage."""
-
-    answer: Answer
-
-
-GenerationEvent = Delta | Done
+from rag.types import Answer, Delta, Done, GenerationEvent, Hit  # noqa: F401 (re-exported)
 
 
 @runtime_checkable

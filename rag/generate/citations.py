@@ -8,10 +8,10 @@ number outside the source list is ignored rather than guessed at.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from rag.generate.prompt import Source, normalize_text
-from rag.types import Citation, Hit, OcrBox
+from rag.types import Citation, Hit, union_box  # noqa: F401 (union_box re-exported)
 
 CITATION_TEXT_CHARS = 300
 # One bracket holding numbers separated by commas/semicolons, with optional ranges:
@@ -54,19 +54,6 @@ def trim(text: str, limit: int = CITATION_TEXT_CHARS) -> str:
     return cut.rstrip() + "…"
 
 
-def union_box(boxes: Iterable[OcrBox]) -> tuple[float, float, float, float] | None:
-    """The smallest box around all ``boxes``, or None when there are none."""
-    items = [b.box for b in boxes]
-    if not items:
-        return None
-    return (
-        min(b[0] for b in items),
-        min(b[1] for b in items),
-        max(b[2] for b in items),
-        max(b[3] for b in items),
-    )
-
-
 def _squash(text: str) -> str:
     return " ".join(text.lower().split())
 
@@ -92,10 +79,6 @@ def region_of(hit: Hit, quoted: str | None = None) -> tuple[float, float, float,
     return union_box(hit.boxes)
 
 
-def media_url(hit: Hit) -> str | None:
-    return f"/v1/media/{hit.media}" if hit.media else None
-
-
 def make_citation(index: int, hit: Hit, quoted: str | None = None) -> Citation:
     """A citation of ``hit`` as source ``index``; ``quoted`` narrows text and box."""
     return Citation(
@@ -108,7 +91,7 @@ def make_citation(index: int, hit: Hit, quoted: str | None = None) -> Citation:
         doc_id=hit.doc_id,
         chunk=hit.chunk,
         box=region_of(hit, quoted),
-        media_url=media_url(hit),
+        media=hit.media,
     )
 
 

@@ -15,14 +15,16 @@ if TYPE_CHECKING:
 def _edge(settings: Settings) -> VectorStore:
     from rag.store.edge import EdgeStore
 
-    return EdgeStore(settings.data_path / "edge")
+    s = settings.store
+    return EdgeStore(settings.data_path / "edge", s.quantization, s.oversampling)
 
 
 def _qdrant(settings: Settings) -> VectorStore:
     from rag.store.qdrant import QdrantStore
 
     s = settings.store
-    return QdrantStore(url=s.url, path=s.path, api_key=s.api_key, prefer_grpc=s.prefer_grpc)
+    return QdrantStore(url=s.url, path=s.path, api_key=s.api_key, prefer_grpc=s.prefer_grpc,
+                       quantization=s.quantization, oversampling=s.oversampling)
 
 
 BACKENDS: dict[str, Callable[[Settings], VectorStore]] = {"edge": _edge, "qdrant": _qdrant}

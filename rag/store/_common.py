@@ -14,12 +14,15 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
 
 import numpy as np
 
 from rag.errors import BadInput, Conflict, NotFound
-from rag.types import CollectionSpec, Hit, Point, SearchRequest, SparseVector, Vector
+from rag.payload import hit_from_payload
+from rag.store._filters import Conditions, translate
+from rag.types import CollectionSpec, Filter, Hit, Point, SearchRequest, SparseVector, Vector
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -265,7 +268,7 @@ def from_engine_vectors(raw: Any, spec: CollectionSpec) -> dict[str, Vector]:
 def scored_hits(points: Iterable[Any], spec: CollectionSpec, with_vectors: bool) -> list[Hit]:
     """Our hits from either engine's scored points (both have id, score, payload, vector)."""
     return [
-        Hit.from_payload(
+        hit_from_payload(
             str(p.id),
             p.score,
             p.payload or {},
@@ -283,6 +286,45 @@ def paged_hits(fetch: Callable[[Any], tuple[Sequence[Any], Any]]) -> Iterator[Hi
     while True:
         records, offset = fetch(offset)
         for record in records:
-            yield Hit.from_payload(str(record.id), 0.0, record.payload or {})
+            yield hit_from_payload(str(record.id), 0.0, record.payload or {})
         if offset is None or not records:
             return
+
+
+# --- preconditions every backend checks the same way ------------------------------------
+
+
+def delete_conditions(collection: str, flt: Filter) -> Conditions:
+    """The conditions of a delete; an empty filter is refused (it would delete all)."""
+    check_name(collection)
+    conds = translate(flt)
+    if conds is None:
+        raise BadInput(
+            f"refusing to delete from {collection!r} with an empty filter (it would "
+            "delete every point); give a filter such as doc_id or source, or drop "
+            "the collection"
+        )
+    return conds
+
+
+def check_batch(batch: int) -> None:
+    if batch < 1:
+        raise BadInput(f"scroll batch must be at least 1, got {batch}")
+
+
+class StoreBase:
+    """What every backend does the same way: close on leaving a ``with`` block."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -14,18 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rag.errors import BadInput
+from rag.payload import DOC_ID, META, MODALITY, PATH_PREFIXES, RECORD, SOURCE, TENANT
 from rag.types import MODALITIES, Filter
-
-# Payload keys the pipeline writes and filters read.
-MODALITY = "modality"
-SOURCE = "source"
-PATH_PREFIXES = "path_prefixes"
-DOC_ID = "doc_id"
-TENANT = "tenant"
-META = "meta"
-
-# Keys worth a keyword payload index: every filter field except user metadata.
-INDEXED_KEYS: tuple[str, ...] = (MODALITY, SOURCE, PATH_PREFIXES, DOC_ID, TENANT)
 
 Scalar = str | int | bool
 
@@ -74,7 +64,7 @@ def translate(flt: Filter | None) -> Conditions | None:
     must: list[Condition] = []
     must_not: list[Condition] = []
     if flt.modality:
-        unknown = sorted(set(flt.modality) - set(MODALITIES))
+        unknown = sorted(set(flt.modality) - {*MODALITIES, RECORD})
         if unknown:
             raise BadInput(
                 f"unknown modality {', '.join(map(repr, unknown))} in filter; "

@@ -29,13 +29,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 import qdrant_edge as qe
 
-from rag.errors import BadInput, Conflict, MmragError
+from rag.errors import Conflict, MmragError
+from rag.payload import INDEXED_KEYS
 from rag.store._common import (
     COLLECTION_NAME,
     RRF_K,
@@ -43,16 +43,19 @@ from rag.store._common import (
     CleanPath,
     CleanPoint,
     Layout,
+    StoreBase,
+    check_batch,
     check_name,
     check_spec,
     clean_points,
     clean_request,
     conflict,
+    delete_conditions,
     not_found,
     paged_hits,
     scored_hits,
 )
-from rag.store._filters import INDEXED_KEYS, Conditions, MatchAnyOf, NumberEquals, translate
+from rag.store._filters import Conditions, MatchAnyOf, NumberEquals, translate
 from rag.types import CollectionSpec, Filter, Hit, Point, SearchRequest
 
 # Where Qdrant Edge persists a shard's configuration (documented in its shard lifecycle
@@ -109,10 +112,15 @@ def _read_layout(path: Path) -> Layout | None:
     return layout
 
 
-def _config(spec: CollectionSpec) -> qe.EdgeConfig:
+def _config(spec: CollectionSpec, quantization: str) -> qe.EdgeConfig:
+    quant = (
+        qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=0.99, always_ram=True)
+        if quantization == "int8" else None
+    )
     return qe.EdgeConfig(
         vectors={
-            name: qe.EdgeVectorParams(size=size, distance=qe.Distance.Cosine)
+            name: qe.EdgeVectorParams(size=size, distance=qe.Distance.Cosine,
+                                      quantization_config=quant)
             for name, size in spec.dense.items()
         },
         sparse_vectors={
@@ -161,25 +169,20 @@ def _nearest(path: CleanPath) -> qe.Query:
     return qe.Query.Nearest(path.dense, using=path.using)
 
 
-class EdgeStore:
+class EdgeStore(StoreBase):
     """:class:`~rag.store.base.VectorStore` on Qdrant Edge, persisted under ``root``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, quantization: str = "none", oversampling: float = 2.0
+                 ) -> None:
         # Cheap by design: nothing is created or opened until a collection is used.
         self.root = Path(root).expanduser()
+        self.quantization = quantization
+        # Dense searches rescore quantized candidates with the original vectors (a no-op
+        # on collections created without quantization).
+        self._params = qe.SearchParams(quantization=qe.QuantizationSearchParams(
+            rescore=True, oversampling=oversampling))
         self._lock = threading.Lock()  # guards _shards and folder-level changes
         self._shards: dict[str, _Shard] = {}
-
-    def __enter__(self) -> EdgeStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- collections -------------------------------------------------------------------
 
@@ -211,7 +214,7 @@ class EdgeStore:
         staging = self.root / f".creating-{collection}-{uuid.uuid4().hex}"
         try:
             with _engine("create", collection):
-                qe.EdgeShard.create(str(staging), _config(spec)).close()
+                qe.EdgeShard.create(str(staging), _config(spec, self.quantization)).close()
             # Fails if the name exists by now (another process won): compare with that.
             with contextlib.suppress(OSError):
                 os.rename(staging, self.root / collection)
@@ -265,15 +268,7 @@ class EdgeStore:
             shard.flush()
 
     def delete(self, collection: str, flt: Filter) -> int:
-        check_name(collection)
-        conds = translate(flt)
-        if conds is None:
-            raise BadInput(
-                f"refusing to delete from {collection!r} with an empty filter (it would "
-                "delete every point); give a filter such as doc_id or source, or drop "
-                "the collection"
-            )
-        engine_filter = _filter(conds)
+        engine_filter = _filter(delete_conditions(collection, flt))
         assert engine_filter is not None  # conds is not None
         with self._use(collection, "delete from") as shard:
             n = shard.count(qe.CountRequest(exact=True, filter=engine_filter))
@@ -290,6 +285,7 @@ class EdgeStore:
             engine_request = qe.QueryRequest(
                 limit=request.limit,
                 query=_nearest(paths[0]),
+                params=self._params if paths[0].dense is not None else None,
                 filter=engine_filter,
                 with_payload=True,
                 with_vector=request.with_vectors,
@@ -303,7 +299,8 @@ class EdgeStore:
                 # The filter goes into every prefetch too: filtering only the fused top
                 # would let non-matching points use up each path's prefetch limit.
                 prefetches=[
-                    qe.Prefetch(limit=p.limit, query=_nearest(p), filter=engine_filter)
+                    qe.Prefetch(limit=p.limit, query=_nearest(p), filter=engine_filter,
+                                params=self._params if p.dense is not None else None)
                     for p in paths
                 ],
                 query=fusion,  # type: ignore[arg-type]
@@ -318,8 +315,7 @@ class EdgeStore:
     def scroll(
         self, collection: str, flt: Filter | None = None, batch: int = 256
     ) -> Iterator[Hit]:
-        if batch < 1:
-            raise BadInput(f"scroll batch must be at least 1, got {batch}")
+        check_batch(batch)
         self._open(collection)  # NotFound now, not on the first next()
         return self._pages(collection, _filter(translate(flt)), batch)
 

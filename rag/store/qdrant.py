@@ -23,36 +23,37 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import TracebackType
 from typing import Any
 
 from qdrant_client import QdrantClient, models
-from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from rag.errors import BadInput, ConfigError, Conflict, MmragError, UpstreamError
+from rag.errors import ConfigError, MmragError
+from rag.payload import INDEXED_KEYS, TENANT
 from rag.store._common import (
     RRF_K,
     UPSERT_SLICE,
     CleanPath,
     CleanPoint,
     Layout,
+    StoreBase,
+    check_batch,
     check_name,
     check_spec,
     clean_points,
     clean_request,
     conflict,
+    delete_conditions,
     not_found,
     paged_hits,
     scored_hits,
 )
 from rag.store._filters import (
-    INDEXED_KEYS,
-    TENANT,
     Conditions,
     MatchAnyOf,
     NumberEquals,
     translate,
 )
+from rag.store.qdrant_errors import engine_errors
 from rag.types import CollectionSpec, Filter, Hit, Point, SearchRequest
 
 assert RRF_K == 2, "FusionQuery(RRF) uses the engine's default constant, 2"
@@ -108,7 +109,7 @@ def _layout(info: models.CollectionInfo) -> Layout:
     return layout
 
 
-class QdrantStore:
+class QdrantStore(StoreBase):
     """:class:`~rag.store.base.VectorStore` on qdrant-client (server or local mode)."""
 
     def __init__(
@@ -117,7 +118,13 @@ class QdrantStore:
         path: str | None = None,
         api_key: str | None = None,
         prefer_grpc: bool = False,
+        quantization: str = "none",
+        oversampling: float = 2.0,
     ) -> None:
+        self.quantization = quantization
+        # Local mode searches exactly (and warns about params); a server rescores.
+        self._params = None if (path is not None or url == LOCAL_MEMORY) else models.SearchParams(
+            quantization=models.QuantizationSearchParams(rescore=True, oversampling=oversampling))
         if url and path:
             raise ConfigError(
                 "the qdrant store takes store.url (a server, or ':memory:') or store.path "
@@ -141,17 +148,6 @@ class QdrantStore:
             threading.RLock() if self.local else contextlib.nullcontext()
         )
 
-    def __enter__(self) -> QdrantStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     # -- collections -------------------------------------------------------------------
 
     def collections(self) -> list[str]:
@@ -174,11 +170,12 @@ class QdrantStore:
                 with self._call(collection, "read") as client:
                     if not client.collection_exists(collection):
                         raise
-        with self._call(collection, "create") as client:
+        with self._call(collection, "read") as client:
             info = client.get_collection(collection)
-            diffs = _layout(info).differences(spec)
-            if diffs:
-                raise conflict(collection, diffs)
+        diffs = _layout(info).differences(spec)
+        if diffs:
+            raise conflict(collection, diffs)
+        with self._call(collection, "index") as client:
             if not self.local:
                 # Filter keys get keyword indexes (only where missing, so a collection made
                 # elsewhere or by an older mmrag catches up). Local mode has no indexes.
@@ -205,6 +202,10 @@ class QdrantStore:
                 name: models.SparseVectorParams(modifier=models.Modifier.IDF)
                 for name in spec.sparse
             },
+            quantization_config=models.ScalarQuantization(
+                scalar=models.ScalarQuantizationConfig(
+                    type=models.ScalarType.INT8, quantile=0.99, always_ram=True)
+            ) if self.quantization == "int8" else None,
         )
 
     def spec(self, collection: str) -> CollectionSpec:
@@ -235,14 +236,7 @@ class QdrantStore:
                 client.upsert(collection, points=batch, wait=True)
 
     def delete(self, collection: str, flt: Filter) -> int:
-        check_name(collection)
-        conds = translate(flt)
-        if conds is None:
-            raise BadInput(
-                f"refusing to delete from {collection!r} with an empty filter (it would "
-                "delete every point); give a filter such as doc_id or source, or drop "
-                "the collection"
-            )
+        conds = delete_conditions(collection, flt)
         self.spec(collection)  # NotFound before anything else
         engine_filter = _filter(conds)
         assert engine_filter is not None  # conds is not None
@@ -270,6 +264,7 @@ class QdrantStore:
                     query=_query_vector(paths[0]),
                     using=paths[0].using,
                     query_filter=engine_filter,
+                    search_params=self._params if paths[0].dense is not None else None,
                     limit=request.limit,
                     with_payload=True,
                     with_vectors=request.with_vectors,
@@ -286,6 +281,7 @@ class QdrantStore:
                             using=p.using,
                             filter=engine_filter,
                             limit=p.limit,
+                            params=self._params if p.dense is not None else None,
                         )
                         for p in paths
                     ],
@@ -300,8 +296,7 @@ class QdrantStore:
     def scroll(
         self, collection: str, flt: Filter | None = None, batch: int = 256
     ) -> Iterator[Hit]:
-        if batch < 1:
-            raise BadInput(f"scroll batch must be at least 1, got {batch}")
+        check_batch(batch)
         self.spec(collection)  # NotFound now, not on the first next()
         return self._pages(collection, _filter(translate(flt)), batch)
 
@@ -362,75 +357,11 @@ class QdrantStore:
     @contextmanager
     def _call(self, collection: str | None, action: str) -> Iterator[QdrantClient]:
         """The client for one engine call, with its exceptions turned into ours."""
-        target = f" collection {collection!r}" if collection else ""
-        try:
+        with engine_errors(self.url, self.path, collection, action,
+                           forget=self._specs.pop if collection else None):
             client = self._get_client()
             with self._call_lock:
                 yield client
-        except MmragError:
-            raise
-        except UnexpectedResponse as exc:
-            detail = exc.content.decode("utf-8", "replace")[:500] if exc.content else ""
-            if exc.status_code == 404 and collection:
-                self._specs.pop(collection, None)
-                raise not_found(collection) from exc
-            if exc.status_code in (400, 422):
-                raise BadInput(f"Qdrant refused to {action}{target}: {detail}") from exc
-            if exc.status_code == 409:
-                raise Conflict(f"Qdrant could not {action}{target}: {detail}") from exc
-            if exc.status_code in (401, 403):
-                raise ConfigError(
-                    f"Qdrant at {self.url} refused the request ({exc.status_code}); check "
-                    "store.api_key"
-                ) from exc
-            raise UpstreamError(
-                f"Qdrant at {self.url} failed to {action}{target}: {exc.status_code} {detail}"
-            ) from exc
-        except ResponseHandlingException as exc:
-            raise UpstreamError(
-                f"cannot reach Qdrant at {self.url} ({exc.source}); is the server running?"
-            ) from exc
-        except RuntimeError as exc:
-            if "already accessed" in str(exc):
-                raise Conflict(
-                    f"the local Qdrant store at {self.path} is open in another process; "
-                    "stop it, or use a Qdrant server for shared access"
-                ) from exc
-            raise MmragError(f"qdrant store could not {action}{target}: {exc}") from exc
-        except ValueError as exc:  # local mode reports misuse and missing collections so
-            if collection and "not found" in str(exc):
-                self._specs.pop(collection, None)
-                raise not_found(collection) from exc
-            raise BadInput(f"qdrant store could not {action}{target}: {exc}") from exc
-        except Exception as exc:
-            if _is_grpc_error(exc):
-                raise _from_grpc(exc, collection, action, self.url) from exc
-            raise MmragError(f"qdrant store could not {action}{target}: {exc}") from exc
-
-
-def _is_grpc_error(exc: BaseException) -> bool:
-    try:
-        import grpc
-    except ImportError:  # grpcio is a qdrant-client dependency, but be safe
-        return False
-    return isinstance(exc, grpc.RpcError)
-
-
-def _from_grpc(exc: Any, collection: str | None, action: str, url: str | None) -> MmragError:
-    import grpc
-
-    code = exc.code() if hasattr(exc, "code") else None
-    detail = exc.details() if hasattr(exc, "details") else str(exc)
-    target = f" collection {collection!r}" if collection else ""
-    if code == grpc.StatusCode.NOT_FOUND and collection:
-        return not_found(collection)
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return BadInput(f"Qdrant refused to {action}{target}: {detail}")
-    if code == grpc.StatusCode.ALREADY_EXISTS:
-        return Conflict(f"Qdrant could not {action}{target}: {detail}")
-    if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
-        return ConfigError(f"Qdrant at {url} refused the request; check store.api_key")
-    return UpstreamError(f"Qdrant at {url} failed to {action}{target}: {code} {detail}")
 
 
 __all__ = ["QdrantStore"]

@@ -25,6 +25,7 @@ import uvicorn
 from PIL import Image, ImageDraw, ImageFont
 
 from api.app import create_app
+from mcpserver.http import mount as mount_mcp
 from rag.settings import Settings
 from tests.conftest import offline
 
@@ -35,6 +36,7 @@ COLLECTION = "kb"
 MAX_UPLOAD_BYTES = 256 * 1024
 MAX_FILES = 3
 MAX_PIXELS = 4_000_000
+MAX_INFLIGHT = 1024 * 1024
 
 TLS_MD = """# Certificate rotation
 
@@ -136,14 +138,15 @@ class Server:
 
     def ingest(self, collection: str, files: dict[str, bytes]) -> None:
         """Seed a collection through the pipeline the server runs (same process)."""
-        items = [(name, (lambda d=data: d)) for name, data in files.items()]
-        report = self.pipeline.runner.run(collection, items)
+        report = self.pipeline.ingest_bytes(collection, files)
         assert not report.failed, report.summary()
 
 
 @contextmanager
 def serve(settings: Settings) -> Iterator[Server]:
+    """The app as ``mmrag serve`` runs it: the API, the chat page and MCP at ``/mcp``."""
     app = create_app(settings)
+    mount_mcp(app)
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                             lifespan="on")
@@ -170,6 +173,7 @@ def api_settings(data_dir: Path, **api: Any) -> Settings:
         api={
             "max_upload_bytes": MAX_UPLOAD_BYTES,
             "max_files_per_request": MAX_FILES,
+            "max_inflight_upload_bytes": MAX_INFLIGHT,
             "image_url_allowlist": ["localhost", "127.0.0.1", "images.example.invalid"],
             **api,
         },

@@ -9,6 +9,8 @@ from openai import OpenAI
 
 from tests.api.conftest import Server
 
+# Real uvicorn servers on loopback: the slow tier (make test-slow).
+pytestmark = pytest.mark.slow
 
 def test_no_key_and_wrong_key_are_401(keyed_server: Server) -> None:
     with keyed_server.client() as anon, keyed_server.client("wrong") as wrong:

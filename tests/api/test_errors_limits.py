@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from typing import Any
 
 import httpx
@@ -11,6 +12,8 @@ from PIL import Image
 
 from tests.api.conftest import COLLECTION, MAX_PIXELS, Server, data_url, raw_request
 
+# Real uvicorn servers on loopback: the slow tier (make test-slow).
+pytestmark = pytest.mark.slow
 
 def ask(http: httpx.Client, content: Any, **extra: Any) -> httpx.Response:
     body = {"model": COLLECTION, "messages": [{"role": "user", "content": content}], **extra}
@@ -128,7 +131,30 @@ def test_unknown_route_and_method(http: httpx.Client) -> None:
     r = http.get("/v1/nothing-here")
     assert r.status_code == 404 and error(r)["type"] == "not_found_error"
     r = http.put("/v1/search")
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    assert error(r)["code"] == "method_not_allowed"
+    # Two routes share this path: Allow lists the methods of both.
+    r = http.put("/v1/collections")
     assert r.status_code == 405
+    assert {m.strip() for m in r.headers["allow"].split(",")} >= {"GET", "POST"}
+    r = http.patch(f"/v1/collections/{COLLECTION}/documents")
+    assert r.status_code == 405
+    assert {m.strip() for m in r.headers["allow"].split(",")} >= {"GET", "POST", "DELETE"}
+
+
+def test_decompression_bomb_data_url_is_413_in_milliseconds(http: httpx.Client) -> None:
+    """An ~80 KB PNG that declares 62 megapixels: refused from its header, never decoded."""
+    buf = io.BytesIO()
+    Image.new("L", (7874, 7874), 255).save(buf, format="PNG", optimize=True)
+    url = data_url(buf.getvalue())
+    for _ in range(3):
+        start = time.perf_counter()
+        r = ask(http, [{"type": "text", "text": "what is this?"}, image_part(url)])
+        elapsed = time.perf_counter() - start
+        assert r.status_code == 413 and "pixels" in error(r)["message"]
+        assert elapsed < 0.5, f"{elapsed:.3f}s"
+        r = http.post("/v1/search", json={"collection": COLLECTION, "image": url})
+        assert r.status_code == 413
 
 
 def test_huge_json_body_is_413(server: Server) -> None:

@@ -29,13 +29,22 @@ POLICY = ImagePolicy(max_pixels=10_000_000, max_bytes=5_000_000, allowlist=("127
     "ip",
     ["127.0.0.1", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254", "0.0.0.0",
      "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "224.0.0.1",
-     "100.64.0.1", "240.0.0.1"],
+     "100.64.0.1", "240.0.0.1",
+     # 6to4 (2002::/16) wrapping loopback, private and metadata addresses
+     "2002:7f00:1::", "2002:7f00:0001:0:0:0:0:1", "2002:a00:1::1", "2002:c0a8:101::",
+     "2002:a9fe:a9fe::",
+     # Teredo (2001::/32): server 65.54.227.120, client 127.0.0.1 / 10.0.0.1 (XOR-ed)
+     "2001:0:4136:e378:8000:63bf:80ff:fffe", "2001:0:4136:e378:8000:63bf:f5ff:fffe",
+     # NAT64 well-known prefix wrapping loopback/private; local-use prefix
+     "64:ff9b::127.0.0.1", "64:ff9b::a9fe:a9fe", "64:ff9b:1::8.8.8.8",
+     "::127.0.0.1", "not-an-ip"],
 )
 def test_non_public_addresses(ip: str) -> None:
     assert not is_public(ip)
 
 
-@pytest.mark.parametrize("ip", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111"])
+@pytest.mark.parametrize("ip", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111",
+                                "2002:808:808::1", "64:ff9b::8.8.8.8", "::ffff:8.8.8.8"])
 def test_public_addresses(ip: str) -> None:
     assert is_public(ip)
 
@@ -55,6 +64,40 @@ def test_localhost_resolves_to_loopback_and_is_refused() -> None:
         resolve_public("localhost", 80)
 
 
+def bomb_png(side: int = 7874) -> bytes:
+    """A blank PNG of ``side``² pixels (62 Mpx at the default): about 80 KB on the wire,
+    ~190 MB as RGB once decoded."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (side, side), 255).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def test_a_62_megapixel_data_url_is_refused_from_its_header_in_milliseconds() -> None:
+    import time
+
+    from api.images import decode
+    from rag.settings import load_settings
+
+    data = bomb_png()
+    url = "data:image/png;base64," + base64.b64encode(data).decode()
+    assert len(url) < 120_000
+    policy = ImagePolicy.from_settings(load_settings("offline"))  # the shipped defaults
+    start = time.perf_counter()
+    with pytest.raises(LimitExceeded, match="api.max_image_pixels"):
+        load_image(url, policy, "image")
+    assert time.perf_counter() - start < 0.25
+    # The ingest decoder checks the same header before decoding: an uploaded bomb over
+    # ingest.max_pixels fails in milliseconds too.
+    start = time.perf_counter()
+    with pytest.raises(LimitExceeded, match="ingest.max_pixels"):
+        decode(data, max_pixels=60_000_000)
+    assert time.perf_counter() - start < 0.25
+
+
 def test_data_url_limits() -> None:
     payload = base64.b64encode(b"\x00" * 3000).decode()
     with pytest.raises(LimitExceeded):
@@ -71,6 +114,7 @@ def test_load_image_never_raises_anything_but_our_errors(url: str) -> None:
         load_image(url, policy)
 
 
+@pytest.mark.slow
 def test_fetch_pinned_reads_from_the_vetted_address(server: Server) -> None:
     """The fetch itself, against our own server (a vetted public address cannot be
     reached from the test machine): Host header kept, size capped while streaming."""

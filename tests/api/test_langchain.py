@@ -10,6 +10,8 @@ from rag.errors import BadInput
 from rag.types import Filter
 from tests.api.conftest import COLLECTION, Server
 
+# Real uvicorn servers on loopback: the slow tier (make test-slow).
+pytestmark = pytest.mark.slow
 
 def test_retriever_returns_documents_with_citation_metadata(server: Server) -> None:
     retriever = MmragRetriever(pipeline=server.pipeline, collection=COLLECTION, limit=3)

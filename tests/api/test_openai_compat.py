@@ -10,6 +10,8 @@ from openai import OpenAI
 
 from tests.api.conftest import COLLECTION, Corpus, Server, data_url
 
+# Real uvicorn servers on loopback: the slow tier (make test-slow).
+pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def client(server: Server) -> OpenAI:

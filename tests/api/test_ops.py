@@ -5,10 +5,13 @@ from __future__ import annotations
 import io
 
 import httpx
+import pytest
 from PIL import Image
 
 from tests.api.conftest import COLLECTION
 
+# Real uvicorn servers on loopback: the slow tier (make test-slow).
+pytestmark = pytest.mark.slow
 
 def test_health_and_ready(http: httpx.Client) -> None:
     assert http.get("/healthz").json()["status"] == "ok"

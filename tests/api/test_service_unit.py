@@ -7,10 +7,10 @@ from pathlib import Path
 
 from api import schemas as s
 from api import sse
-from api.service import RagService, split_conversation
-from ingest.runner import JobStore
+from api.openai_compat import split_conversation
+from api.service import RagService
+from pipeline import Pipeline
 from rag.errors import UpstreamError
-from rag.pipeline import Pipeline
 from tests.conftest import offline
 
 
@@ -63,7 +63,7 @@ def test_error_after_the_stream_started_is_an_openai_error_event() -> None:
 
 def test_public_url_makes_media_links_absolute(tmp_path: Path) -> None:
     settings = offline(tmp_path, api={"public_url": "https://rag.example.com/"})
-    service = RagService(settings, Pipeline(settings), JobStore(tmp_path / "jobs"))
+    service = RagService(settings, Pipeline(settings))
     try:
         assert service.media_url("abc-p1") == "https://rag.example.com/v1/media/abc-p1"
         assert service.media_url(None) is None

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.api.conftest import (
     COFFEE_TXT,
@@ -17,6 +18,9 @@ from tests.api.conftest import (
     raw_request,
     wait_job,
 )
+
+# Real uvicorn servers on loopback: the slow tier (make test-slow).
+pytestmark = pytest.mark.slow
 
 GLOSSARY = b"""# Glossary
 
@@ -32,8 +36,8 @@ def upload(
 
 
 def points(server: Server, collection: str) -> int:
-    names = server.pipeline.store.collections()
-    return server.pipeline.store.count(collection) if collection in names else 0
+    names = server.pipeline.collection_names()
+    return server.pipeline.count(collection) if collection in names else 0
 
 
 def test_upload_job_search_and_chat(http: httpx.Client) -> None:
@@ -110,17 +114,16 @@ def test_job_events_stream_until_done(http: httpx.Client) -> None:
     assert done_counts == sorted(done_counts)
 
 
-def test_metadata_and_safe_names(http: httpx.Client) -> None:
+def test_metadata_and_unsafe_names(server: Server, http: httpx.Client) -> None:
     r = upload(
         http,
         "meta",
-        [("../../etc/evil.md", b"The gizmo manual says to oil the gizmo monthly."),
-         ("..\\..\\evil.md", b"A second evil file about sprockets and gears.")],
+        [("gizmo.md", b"The gizmo manual says to oil the gizmo monthly."),
+         ("sprockets.md", b"A second file about sprockets and gears.")],
         metadata=json.dumps({"team": "ops", "year": 2024}),
     )
     assert r.status_code == 202, r.text
     done = wait_job(http, r.json()["id"])
-    assert [f["source"] for f in done["files"]] == ["upload/evil.md", "upload/evil-2.md"]
     assert done["status"] == "done"
 
     def search(metadata: dict[str, Any]) -> list[dict[str, Any]]:
@@ -131,6 +134,177 @@ def test_metadata_and_safe_names(http: httpx.Client) -> None:
     assert hits and hits[0]["metadata"]["team"] == "ops"
     assert search({"team": "finance"}) == []
 
+    # Names that cannot be kept safely are refused by name, and nothing is stored.
+    before = points(server, "meta")
+    for bad, why in [("../../etc/evil.md", "'..'"), ("..\\..\\evil.md", "backslash"),
+                     ("/etc/evil.md", "absolute"), ("evil\u202etxt.md", "control")]:
+        r = upload(http, "meta", [("fine.md", b"fine"), (bad, b"The evil twin.")])
+        assert r.status_code == 400, (bad, r.text)
+        assert why in r.json()["error"]["message"]
+    assert points(server, "meta") == before
+    assert incoming(server) == []
+
+
+def incoming(server: Server) -> list[str]:
+    """Upload spools left on disk (there must be none once a request has ended)."""
+    root = server.settings.data_path / "jobs" / "incoming"
+    return sorted(p.name for p in root.iterdir()) if root.is_dir() else []
+
+
+def test_unicode_and_folder_names_are_kept_and_never_collide(http: httpx.Client) -> None:
+    files = [
+        ("café.txt", "Café: the espresso costs two euros.".encode()),
+        ("cafè.txt", "Cafè: the grave accent file talks about tea.".encode()),
+        ("отчёт.txt", "Отчёт: quarterly numbers for the northern depot.".encode()),
+    ]
+    first = wait_job(http, upload(http, "names", files).json()["id"])
+    folders = [("q1/report.txt", b"Q1 report: revenue grew by four percent."),
+               ("q2/report.txt", b"Q2 report: revenue fell by one percent.")]
+    second = wait_job(http, upload(http, "names", folders).json()["id"])
+    emoji = wait_job(http, upload(http, "names", [("日本_😀.txt", "日本 notes: sushi".encode())])
+                     .json()["id"])
+    stored = [f["source"] for job in (first, second, emoji) for f in job["files"]]
+    assert stored == ["upload/café.txt", "upload/cafè.txt", "upload/отчёт.txt",
+                      "upload/q1/report.txt", "upload/q2/report.txt", "upload/日本_😀.txt"]
+    assert all(f["status"] == "added" for job in (first, second, emoji) for f in job["files"])
+    docs = http.get("/v1/collections/names/documents").json()["data"]
+    assert sorted(d["source"] for d in docs) == sorted(stored)  # six documents, none replaced
+
+    # The same name in decomposed form (e + combining grave) is the same document.
+    again = wait_job(http, upload(http, "names", [
+        ("cafe\u0300.txt", "Cafè: the grave accent file talks about tea.".encode())
+    ]).json()["id"])
+    assert [(f["source"], f["status"]) for f in again["files"]] == [("upload/cafè.txt",
+                                                                     "unchanged")]
+    removed = http.delete("/v1/collections/names/documents",
+                          params={"source": "upload/q1/report.txt"})
+    assert removed.status_code == 200
+    left = {d["source"] for d in http.get("/v1/collections/names/documents").json()["data"]}
+    assert "upload/q2/report.txt" in left and "upload/q1/report.txt" not in left
+
+
+def raw_upload(server: Server, disposition: bytes, data: bytes = b"hello") -> tuple[int, str]:
+    """A multipart upload with a hand-written Content-Disposition (bytes as given)."""
+    body = (b"--b\r\nContent-Disposition: " + disposition + b"\r\n\r\n" + data
+            + b"\r\n--b--\r\n")
+    head = ("POST /v1/collections/raw/documents HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+            "Content-Type: multipart/form-data; boundary=b\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    return raw_request_bytes(server, head + body)
+
+
+def raw_request_bytes(server: Server, request: bytes) -> tuple[int, str]:
+    import socket
+
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    header, _, body = data.partition(b"\r\n\r\n")
+    return int(header.split()[1]), body.decode()
+
+
+def test_non_ascii_headers_never_give_5xx(server: Server, http: httpx.Client) -> None:
+    ok = [
+        ('form-data; name="files"; filename="отчёт-raw.txt"'.encode(), "upload/отчёт-raw.txt"),
+        (b"form-data; name=files; filename*=UTF-8''%E6%97%A5%E6%9C%AC_%F0%9F%98%80.txt",
+         "upload/日本_😀.txt"),
+        (b"form-data; name=\"files\"; filename=\"x.txt\"; filename*=utf-8''r%C3%A9sum%C3%A9.txt",
+         "upload/résumé.txt"),
+    ]
+    for disposition, source in ok:
+        status, body = raw_upload(server, disposition)
+        assert status == 202, body
+        job = wait_job(http, json.loads(body)["id"])
+        assert job["files"][0]["source"] == source
+    bad = [
+        ('form-data; name="файлы"; filename="a.txt"'.encode(), 400, "unexpected file field"),
+        (b'form-data; name="files"; filename="\xff\xfe.txt"', 400, "not valid UTF-8"),
+        (b'form-data; name="\xff"; filename="a.txt"', 400, "not valid UTF-8"),
+        (b'form-data; name="files"', 400, "file part 'files' has no filename"),
+        (b'form-data; name="files"; filename=""', 400, "empty filename"),
+        ("form-data; name=\"💥\"".encode(), 400, "unexpected form field '💥'"),
+    ]
+    for disposition, code, needle in bad:
+        status, body = raw_upload(server, disposition)
+        assert status == code, (disposition, body)
+        assert needle in json.loads(body)["error"]["message"], body
+    assert incoming(server) == []
+
+
+def test_in_flight_cap_is_429_and_leaves_nothing(server: Server, http: httpx.Client) -> None:
+    """One slow upload holds most of the server-wide budget; a second upload that would
+    pass it gets a 429 that says to retry; the first still lands; no spool is left."""
+    import threading
+
+    release = threading.Event()
+    started = threading.Event()
+    boundary = "slowboundary"
+    # ~500 KB of the 1 MiB budget, streamed without Content-Length, then a pause. Two of
+    # the files are opaque bytes (skipped fast at ingest), so the job stays short.
+    parts = [("slow.txt", b"Slow upload: the lighthouse keeper logs the fog horn hours."),
+             ("blob-1.bin", bytes(250_000)), ("blob-2.bin", bytes(250_000))]
+    held = sum(len(data) for _, data in parts)
+
+    def slow_body() -> Any:
+        for name, data in parts:
+            yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; "
+                   f"filename=\"{name}\"\r\n\r\n").encode() + data + b"\r\n"
+        started.set()
+        release.wait(30)
+        yield f"--{boundary}--\r\n".encode()
+
+    result: dict[str, httpx.Response] = {}
+
+    def slow() -> None:
+        with server.client() as client:
+            result["slow"] = client.post(
+                "/v1/collections/inflight/documents", content=slow_body(),
+                headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+            )
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    try:
+        assert started.wait(30)
+        deadline = time.monotonic() + 30
+        while server.app.state.service.uploads.in_flight < held:
+            assert time.monotonic() < deadline, "the slow upload never arrived"
+            time.sleep(0.05)
+        assert len(incoming(server)) == 1  # the slow upload's spool, being written
+        busy = upload(http, "inflight", [(f"{i}.txt", b"y" * 200_000) for i in range(3)])
+        assert busy.status_code == 429, busy.text
+        err = busy.json()["error"]
+        assert err["type"] == "rate_limit_error"
+        assert "api.max_inflight_upload_bytes" in err["message"]
+        assert "Retry" in err["message"] and busy.headers["retry-after"].isdigit()
+        assert len(incoming(server)) == 1  # the refused one left no spool
+    finally:
+        release.set()
+        thread.join(60)
+    assert result["slow"].status_code == 202, result["slow"].text
+    done = wait_job(http, result["slow"].json()["id"])
+    assert done["files"][0]["source"] == "upload/slow.txt"
+    assert done["files"][0]["status"] == "added"
+    assert server.app.state.service.uploads.in_flight == 0
+    assert incoming(server) == []
+    # With the budget free again the same upload is accepted.
+    ok = upload(http, "inflight", [("second.txt", b"Second: the buoy is red.")])
+    assert ok.status_code == 202
+
+
+def test_refused_mid_stream_removes_the_partial_spool(server: Server, http: httpx.Client
+                                                      ) -> None:
+    # The first file is spooled completely before the second passes the per-file limit.
+    r = upload(http, "partial", [("ok.txt", b"a" * 100_000),
+                                 ("big.txt", b"x" * (MAX_UPLOAD_BYTES + 1))])
+    assert r.status_code == 413
+    assert incoming(server) == []
+    assert not list((server.settings.data_path / "jobs").glob("*/files/*"))
+    assert "partial" not in server.pipeline.collection_names()
+
 
 def test_too_big_file_is_413_and_stores_nothing(server: Server, http: httpx.Client) -> None:
     big = b"x" * (MAX_UPLOAD_BYTES + 1)
@@ -138,7 +312,7 @@ def test_too_big_file_is_413_and_stores_nothing(server: Server, http: httpx.Clie
     assert r.status_code == 413, r.text
     assert "big.txt" in r.json()["error"]["message"]
     assert "api.max_upload_bytes" in r.json()["error"]["message"]
-    assert "toobig" not in server.pipeline.store.collections()
+    assert "toobig" not in server.pipeline.collection_names()
 
 
 def test_too_many_files_is_413(server: Server, http: httpx.Client) -> None:
@@ -146,7 +320,7 @@ def test_too_many_files_is_413(server: Server, http: httpx.Client) -> None:
     r = upload(http, "toomany", files)
     assert r.status_code == 413
     assert "api.max_files_per_request" in r.json()["error"]["message"]
-    assert "toomany" not in server.pipeline.store.collections()
+    assert "toomany" not in server.pipeline.collection_names()
 
 
 def test_huge_declared_upload_is_refused_before_reading(server: Server) -> None:
@@ -190,6 +364,9 @@ def test_upload_form_errors(http: httpx.Client) -> None:
         "/v1/collections/x/documents", files={"document": ("a.txt", b"a")}
     )
     assert wrong_field.status_code == 400 and "'files'" in wrong_field.json()["error"]["message"]
+    no_name = http.post("/v1/collections/x/documents", files={"files": (None, "just text")})
+    assert no_name.status_code == 400
+    assert "file part 'files' has no filename" in no_name.json()["error"]["message"]
     bad_name = upload(http, "no/slashes", [("a.txt", b"a")])
     assert bad_name.status_code in (400, 404)
 
@@ -204,5 +381,5 @@ def test_job_survives_in_the_job_store(http: httpx.Client, server: Server) -> No
     response = upload(http, "events", [("late.txt", b"Late note on rivets.")])
     job = wait_job(http, response.json()["id"])
     time.sleep(0.05)
-    stored = server.app.state.service.jobs.get(job["id"])
+    stored = server.app.state.pipeline.job(job["id"])
     assert stored.status == "done"

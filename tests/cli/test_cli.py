@@ -16,6 +16,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 pytestmark = pytest.mark.integration
 
+# Several `mmrag` subprocesses, each loading the models: the slow tier.
+pytestmark = pytest.mark.slow
+
 MMRAG = [sys.executable, "-m", "cli.main"]
 ROOT = Path(__file__).resolve().parents[2]
 

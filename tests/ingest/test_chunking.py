@@ -9,9 +9,9 @@ from PIL import Image
 
 from ingest.chunking import boxes_in, chunk_document, line_spans, split_text
 from ingest.loaders import LoadedDocument, LoadedPage
-from ingest.ocr import ocr_text
 from rag.errors import ConfigError
 from rag.media import media_key
+from rag.ocr import ocr_text
 from rag.settings import ChunkSettings
 from rag.types import OcrBox
 

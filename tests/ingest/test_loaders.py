@@ -17,8 +17,8 @@ from PIL import Image
 
 from ingest.loaders import load_document, open_document, sniff
 from ingest.loaders.pdf import render_scale
-from ingest.ocr import ocr_text
 from rag.errors import BadInput, FileRejected, LimitExceeded, UnsupportedFile
+from rag.ocr import ocr_text
 from rag.settings import IngestSettings
 from rag.types import OcrBox
 from tests.ingest.files import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest.points import document_lead, embedding_text, title_words
+from ingest.points import document_lead, document_leads, embedding_text, title_words
 from rag.types import Chunk
 
 words = st.lists(st.text(alphabet="abcdefghij-=", min_size=1, max_size=12), max_size=40)
@@ -44,3 +44,14 @@ def test_embedding_text_carries_title_and_lead_unless_the_chunk_starts_with_it()
     assert first.count("man sort") == 1
     assert embedding_text(_chunk("body"), False, "") == "body"
     assert embedding_text(_chunk("   "), True, lead) == ""
+
+
+def test_document_leads_come_from_each_documents_earliest_chunk() -> None:
+    def c(doc: str, page: int, chunk: int, text: str) -> Chunk:
+        return Chunk(doc_id=doc, source=f"{doc}.png", mime="image/png", modality="text",
+                     page=page, chunk=chunk, text=text, title=f"{doc}.png")
+
+    chunks = [c("a", 1, 1, "later text"), c("a", 1, -1, "man sort SORT(1) all of it"),
+              c("b", 2, 0, "page two"), c("b", 1, 0, "  "), c("b", 1, 1, "page one")]
+    assert document_leads(chunks, 16) == {"a": "man sort SORT(1)", "b": "page one"}
+    assert document_leads(chunks, 0) == {}

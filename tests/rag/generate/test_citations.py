@@ -88,12 +88,12 @@ def test_citations_from_realistic_hits(hits: list[Hit]) -> None:
     first, second = extract_citations(answer, sources)
     assert (first.index, first.source, first.page, first.modality) == (
         1, "docs/guide.pdf", 3, "text")
-    assert first.box is None and first.media_url is None
+    assert first.box is None and first.media is None
     assert first.doc_id == hits[0].doc_id and first.chunk == 2 and first.score == 0.91
     assert (second.index, second.source, second.modality) == (2, "photos/router-label.jpg",
                                                               "image")
     assert second.box == (0.12, 0.20, 0.86, 0.46)  # union of both OCR lines
-    assert second.media_url == f"/v1/media/{hits[1].media}"
+    assert second.media == hits[1].media
     assert second.text == "ADMIN: http://192.168.1.1\nDefault password: printed on card"
 
 

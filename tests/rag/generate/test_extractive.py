@@ -50,7 +50,7 @@ def test_quoting_an_ocr_line_narrows_the_box(media: MediaStore, hits: list[Hit])
     assert '"ADMIN: http://192.168.1.1 Default password: printed on card" [2]' in answer.text
     label = next(c for c in answer.citations if c.index == 2)
     assert label.box == (0.12, 0.20, 0.86, 0.46)
-    assert label.media_url == f"/v1/media/{hits[1].media}"
+    assert label.media == hits[1].media
 
 
 def test_no_hits(media: MediaStore) -> None:

@@ -147,7 +147,6 @@ def test_missing_hub_model_explains_how_to_provide_it() -> None:
     assert "HF_HUB_OFFLINE=1" in message
     assert "huggingface-cli download HuggingFaceTB/SmolVLM-256M-Instruct-not-cached" in message
     assert "generator.transformers.model" in message and "local directory" in message
-    assert err.value.status == 503
 
 
 def test_missing_local_directory(tmp_path: Path) -> None:

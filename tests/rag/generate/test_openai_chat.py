@@ -141,7 +141,7 @@ def test_answer_and_citations(
     assert (second.index, second.source, second.modality) == (2, "photos/router-label.jpg",
                                                               "image")
     assert second.box == (0.12, 0.20, 0.86, 0.46)
-    assert second.media_url == f"/v1/media/{hits[1].media}"
+    assert second.media == hits[1].media
 
 
 def test_uncited_answer_has_no_citations(
@@ -226,7 +226,6 @@ def test_http_errors_are_upstream_errors(
         assert expected in str(err.value)
         assert fake_vlm.base_url in str(err.value)
         assert "the model says no" in str(err.value)
-        assert err.value.status == 502
 
 
 def test_timeout(

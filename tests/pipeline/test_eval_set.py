@@ -16,13 +16,9 @@ from types import ModuleType
 import pytest
 from PIL import Image
 
+from pipeline import Pipeline
 from rag.evaluate import EvalQuery, evaluate
 from tests.conftest import ROOT, offline
-
-try:
-    from pipeline import Pipeline  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # before the composition root moved out of rag/
-    from rag.pipeline import Pipeline  # type: ignore[no-redef,unused-ignore]
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

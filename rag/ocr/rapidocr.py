@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from ingest.ocr.base import quad_to_box, reading_order
 from rag.errors import FileRejected, MmragError, ModelUnavailable
+from rag.ocr.base import quad_to_box, reading_order
 from rag.settings import OcrSettings
 from rag.types import OcrBox
 
@@ -36,8 +36,25 @@ _TUNING: dict[str, Any] = {
 }
 
 
+def engine_options(settings: OcrSettings) -> dict[str, Any]:
+    """RapidOCR keyword arguments for these settings (shared with the torch backend)."""
+    opts: dict[str, Any] = {
+        "text_score": float(settings.min_confidence),
+        "max_side_len": int(settings.max_side),
+        "det_limit_side_len": int(settings.max_side),
+        "rec_batch_num": int(settings.rec_batch_size),
+        "print_verbose": False,
+        **_TUNING,
+    }
+    # One engine per worker process, each on one core: onnxruntime's default pool (every
+    # core per process) makes N workers fight over N cores. RapidOCR copies these global
+    # options into its three sessions.
+    opts.update(_threads(settings.threads))
+    return opts
+
+
 class RapidOcr:
-    """An :class:`~ingest.ocr.base.OcrEngine` over ``rapidocr_onnxruntime.RapidOCR``.
+    """An :class:`~rag.ocr.base.OcrEngine` over ``rapidocr_onnxruntime.RapidOCR``.
 
     Construction is cheap; the ONNX sessions are created once, on :meth:`load` or the
     first :meth:`read`. One engine serves all threads: RapidOCR keeps per-call state on
@@ -65,19 +82,19 @@ class RapidOcr:
                     "(pip install rapidocr-onnxruntime), or set ocr.enabled: false"
                 ) from exc
             try:
-                self._engine = RapidOCR(
-                    text_score=float(self.settings.min_confidence),
-                    max_side_len=int(self.settings.max_side),
-                    det_limit_side_len=int(self.settings.max_side),
-                    print_verbose=False,
-                    **_TUNING,
-                )
+                self._engine = RapidOCR(**engine_options(self.settings))
+                self._after_load(self._engine)
+            except MmragError:
+                raise
             except Exception as exc:  # onnxruntime / missing model files
                 raise ModelUnavailable(
                     f"could not load the RapidOCR models: {exc}. Reinstall "
                     "rapidocr-onnxruntime (its wheel contains the models)"
                 ) from exc
         return self._engine
+
+    def _after_load(self, engine: RapidOCR) -> None:
+        """Hook for backends that swap the inference sessions (see ``torch_ocr``)."""
 
     def read(self, image: Image.Image) -> list[OcrBox]:
         """OCR lines of ``image`` in reading order, boxes normalised to ``image``."""
@@ -104,6 +121,11 @@ class RapidOcr:
                 continue
             boxes.append(OcrBox(text, quad_to_box(quad, width, height), score))
         return boxes
+
+
+def _threads(n: int) -> dict[str, int]:
+    """onnxruntime intra-op threads for every model; nothing for its default."""
+    return {"intra_op_num_threads": n, "inter_op_num_threads": 1} if n > 0 else {}
 
 
 # RapidOCR scales images up until the shorter side is 30 px: a 2000 x 1 strip would

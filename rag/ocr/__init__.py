@@ -8,13 +8,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ingest.ocr.base import OcrEngine, ocr_layout, ocr_text, quad_to_box, reading_order
-from ingest.ocr.rapidocr import RapidOcr
 from rag.errors import ConfigError
+from rag.ocr.base import (
+    OcrEngine,
+    SkipBlank,
+    is_blank,
+    ocr_layout,
+    ocr_text,
+    quad_to_box,
+    reading_order,
+)
+from rag.ocr.rapidocr import RapidOcr
+from rag.ocr.torch_ocr import RapidOcrTorch
 from rag.settings import OcrSettings
 
 BACKENDS: dict[str, Callable[[OcrSettings], OcrEngine]] = {
     "rapidocr": RapidOcr,
+    # The same PP-OCRv4 models converted to torch: runs on ocr.device (a GPU when present).
+    "rapidocr_torch": RapidOcrTorch,
 }
 
 
@@ -30,13 +41,17 @@ def build_ocr(settings: OcrSettings) -> OcrEngine | None:
     if factory is None:
         known = ", ".join(sorted(BACKENDS))
         raise ConfigError(f"unknown OCR backend {settings.backend!r}; known: {known}")
-    return factory(settings)
+    engine = factory(settings)
+    return SkipBlank(engine, settings.blank_range) if settings.blank_range >= 0 else engine
 
 
 __all__ = [
     "BACKENDS",
     "OcrEngine",
     "RapidOcr",
+    "RapidOcrTorch",
+    "SkipBlank",
+    "is_blank",
     "build_ocr",
     "ocr_layout",
     "ocr_text",

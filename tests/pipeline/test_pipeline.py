@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from pipeline import Pipeline
 from rag.errors import BadInput, NotFound
 from rag.evaluate import evaluate, read_queries
-from rag.pipeline import Pipeline
 from rag.settings import Settings
 from rag.types import Filter
 from tests.conftest import EXAMPLES, offline, tiny_clip
@@ -46,6 +46,7 @@ def examples_pipe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline
     pipe.close()
 
 
+@pytest.mark.slow
 def test_every_example_file_lands_with_its_type(examples_pipe: Pipeline) -> None:
     docs = {Path(d["source"]).name: d for d in examples_pipe.documents("examples")}
     on_disk = {p.name for p in CORPUS.iterdir() if p.is_file()}
@@ -55,6 +56,7 @@ def test_every_example_file_lands_with_its_type(examples_pipe: Pipeline) -> None
             "image/webp", "image/gif", "image/tiff", "image/bmp"} <= mimes
 
 
+@pytest.mark.slow
 def test_eval_set_ranks_the_right_file_first(examples_pipe: Pipeline) -> None:
     queries = read_queries(QUERIES)
 
@@ -68,6 +70,7 @@ def test_eval_set_ranks_the_right_file_first(examples_pipe: Pipeline) -> None:
     assert result.overall.r5 >= 0.95, result.misses
 
 
+@pytest.mark.slow
 def test_image_query_finds_the_screenshot_by_its_text(examples_pipe: Pipeline) -> None:
     screenshot = next(q for q in read_queries(QUERIES) if q.image is not None)
     assert screenshot.image is not None
@@ -75,6 +78,7 @@ def test_image_query_finds_the_screenshot_by_its_text(examples_pipe: Pipeline) -
     assert Path(hits[0].source).name == screenshot.target
 
 
+@pytest.mark.slow
 def test_filters_restrict_modality_and_source_prefix(examples_pipe: Pipeline) -> None:
     hits = examples_pipe.search("examples", "configuration", limit=10,
                                 flt=Filter(modality=["image"]))
@@ -88,11 +92,12 @@ def test_filters_restrict_modality_and_source_prefix(examples_pipe: Pipeline) ->
         "examples", "error", flt=Filter(source_prefix=prefix)))
 
 
+@pytest.mark.slow
 def test_second_ingest_writes_nothing(examples_pipe: Pipeline) -> None:
-    before = examples_pipe.store.count("examples")
+    before = examples_pipe.count("examples")
     report = examples_pipe.ingest("examples", [str(CORPUS)])
     assert report.count("unchanged") == len(report.files) and report.points_written == 0
-    assert examples_pipe.store.count("examples") == before
+    assert examples_pipe.count("examples") == before
 
 
 @pytest.fixture
@@ -111,11 +116,11 @@ def test_changed_file_replaces_its_points(small: tuple[Pipeline, Path]) -> None:
     pipe, docs = small
     pipe.ingest("c", [str(docs)])
     source = str(docs / "tides.md")
-    old = pipe.store.count("c", Filter(source=source))
+    old = pipe._store.count("c", Filter(source=source))
     (docs / "tides.md").write_text("# Tides\n\n" + "Spring tides follow new and full moons. " * 60)
     report = pipe.ingest("c", [str(docs)])
     assert [f.status for f in report.files if f.source == source] == ["replaced"]
-    stored = list(pipe.store.scroll("c", Filter(source=source)))
+    stored = list(pipe._store.scroll("c", Filter(source=source)))
     assert len(stored) > old and len({h.doc_id for h in stored}) == 1
     assert all("bulges" not in h.text for h in stored)
     assert pipe.search("c", "spring tides new moon", limit=1)[0].source == source
@@ -126,20 +131,20 @@ def test_duplicate_bytes_under_another_name_are_not_stored_twice(
 ) -> None:
     pipe, docs = small
     pipe.ingest("c", [str(docs)])
-    count = pipe.store.count("c")
+    count = pipe.count("c")
     shutil.copy(docs / "bread.txt", docs / "bread-copy.txt")
     report = pipe.ingest("c", [str(docs / "bread-copy.txt")])
     assert report.files[0].status == "duplicate" and "bread.txt" in (report.files[0].error or "")
-    assert pipe.store.count("c") == count
+    assert pipe.count("c") == count
 
 
 def test_delete_removes_a_source_and_only_it(small: tuple[Pipeline, Path]) -> None:
     pipe, docs = small
     pipe.ingest("c", [str(docs)])
-    n_before = pipe.store.count("c")
+    n_before = pipe.count("c")
     source = str(docs / "bread.txt")
     deleted = pipe.delete_source("c", source)
-    assert deleted >= 1 and pipe.store.count("c") == n_before - deleted
+    assert deleted >= 1 and pipe.count("c") == n_before - deleted
     assert all(h.source != source for h in pipe.search("c", "sourdough yeast", limit=10))
     with pytest.raises(NotFound, match="bread.txt"):
         pipe.delete_source("c", source)
@@ -150,7 +155,7 @@ def test_bad_files_are_reported_by_name_and_the_rest_lands(
 ) -> None:
     pipe, docs = small
     pipe.ingest("c", [str(docs / "tides.md")])
-    before = pipe.store.count("c")
+    before = pipe.count("c")
     bad = docs / "bad"
     bad.mkdir()
     (bad / "empty.txt").write_bytes(b"")
@@ -168,7 +173,7 @@ def test_bad_files_are_reported_by_name_and_the_rest_lands(
                  "archive.zip"):
         assert status[name].status == "failed", name
         assert name in (status[name].error or ""), status[name].error
-    assert pipe.store.count("c") == before + status["good.md"].points
+    assert pipe.count("c") == before + status["good.md"].points
     assert pipe.search("c", "glacier valleys", limit=1)[0].source.endswith("good.md")
 
 
@@ -179,7 +184,7 @@ def test_picture_text_is_searchable_with_its_ocr_box(small: tuple[Pipeline, Path
     assert hit.source.endswith("invoice.png") and hit.modality == "image"
     assert "4,250" in hit.text or "4250" in hit.text.replace(",", "")
     assert hit.boxes and all(0.0 <= v <= 1.0 for v in hit.boxes[0].box)
-    assert hit.media and pipe.media.exists(hit.media)
+    assert hit.media and pipe._media.exists(hit.media)
 
 
 def test_empty_query_is_a_clear_error(small: tuple[Pipeline, Path]) -> None:
@@ -217,15 +222,15 @@ def test_clip_path_end_to_end_with_a_tiny_model(tmp_path: Path) -> None:
     pipe = Pipeline(settings)
     report = pipe.ingest("v", [str(docs)])
     assert not report.failed, report.failed
-    assert pipe.store.spec("v").dense == {"clip": 32, "text": 384}
-    pages = list(pipe.store.scroll("v", Filter(modality=["page"])))
-    assert pages and all(pipe.media.exists(h.media or "") for h in pages)
+    assert pipe._store.spec("v").dense == {"clip": 32, "text": 384}
+    pages = list(pipe._store.scroll("v", Filter(modality=["page"])))
+    assert pages and all(pipe._media.exists(h.media or "") for h in pages)
     hits = pipe.search("v", None, Image.open(docs / "dash.png"), limit=20)
     assert hits and {h.modality for h in hits} >= {"image"}
-    count = pipe.store.count("v")
+    count = pipe._store.count("v")
     pipe.close()
     # A new pipeline over the same data dir sees the same collection and writes nothing.
     again = Pipeline(tiny_clip(tmp_path / "data"))
-    assert again.store.count("v") == count
+    assert again._store.count("v") == count
     assert again.ingest("v", [str(docs)]).points_written == 0
     again.close()

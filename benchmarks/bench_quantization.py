@@ -1,0 +1,122 @@
+"""int8 scalar quantization vs full float vectors on Qdrant Edge, through ``EdgeStore``.
+
+For each size N: insert N random unit vectors (384-d), ``optimize()`` (HNSW), then time
+single-path dense queries and measure recall@10 against exact numpy search. Memory is
+the process's RSS growth after loading and searching the collection in a fresh child
+process (so the two collections cannot share pages), plus the collection's size on disk.
+
+    .venv/bin/python benchmarks/bench_quantization.py --sizes 100000 1000000 --queries 200
+
+Prints one table row per (N, quantization).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import resource
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rag.store.edge import EdgeStore  # noqa: E402
+from rag.types import CollectionSpec, Point, SearchRequest, VectorQuery  # noqa: E402
+
+SPEC = CollectionSpec(dense={"text": 384}, sparse=())
+
+
+def unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    v = rng.normal(size=(n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def build(root: Path, quant: str, data: np.ndarray) -> tuple[float, float]:
+    store = EdgeStore(root, quantization=quant)
+    store.ensure("b", SPEC)
+    started = time.perf_counter()
+    ids = [str(uuid.UUID(int=i)) for i in range(len(data))]
+    for i in range(0, len(data), 4096):
+        store.upsert("b", [Point(ids[j], {"text": data[j]}, {}) for j in
+                           range(i, min(i + 4096, len(data)))])
+    insert = time.perf_counter() - started
+    started = time.perf_counter()
+    store.optimize("b")
+    optimize = time.perf_counter() - started
+    store.close()
+    return insert, optimize
+
+
+def measure(root: str, quant: str, queries: np.ndarray, truth: list[list[int]],
+            out: multiprocessing.queues.Queue) -> None:  # type: ignore[name-defined]
+    before = rss_mb()
+    store = EdgeStore(Path(root), quantization=quant)
+    times, recalls = [], []
+    for q, expected in zip(queries, truth, strict=True):
+        started = time.perf_counter()
+        hits = store.query("b", SearchRequest(paths=[VectorQuery("text", q, 100)], limit=10))
+        times.append(time.perf_counter() - started)
+        got = {uuid.UUID(h.id).int for h in hits}
+        recalls.append(len(got & set(expected)) / 10)
+    after = rss_mb()
+    store.close()
+    out.put({"p50_ms": float(np.percentile(times, 50) * 1000),
+             "p95_ms": float(np.percentile(times, 95) * 1000),
+             "recall": float(np.mean(recalls)), "rss_mb": after - before})
+
+
+def rss_mb() -> float:
+    """Resident memory now (VmRSS), mapped vector files included."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024
+
+
+def du(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[20000])
+    ap.add_argument("--queries", type=int, default=100)
+    ap.add_argument("--json", default=None, help="also write the rows here")
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    rows = []
+    ctx = multiprocessing.get_context("spawn")
+    print(f"{'N':>9} {'quant':>5} {'insert s':>9} {'optimize s':>10} {'p50 ms':>7} "
+          f"{'p95 ms':>7} {'recall@10':>9} {'RSS MB':>7} {'disk MB':>8}", flush=True)
+    for n in args.sizes:
+        data = unit(rng, n, 384)
+        queries = unit(rng, args.queries, 384)
+        truth = [list(np.argsort(-(data @ q))[:10]) for q in queries]
+        for quant in ("none", "int8"):
+            with tempfile.TemporaryDirectory() as tmp:
+                insert, optimize = build(Path(tmp), quant, data)
+                out = ctx.Queue()
+                proc = ctx.Process(target=measure, args=(tmp, quant, queries, truth, out))
+                proc.start()
+                m = out.get()
+                proc.join()
+                row = {"n": n, "quant": quant, "insert_s": insert, "optimize_s": optimize,
+                       **m, "disk_mb": du(Path(tmp))}
+                rows.append(row)
+                print(f"{n:>9} {quant:>5} {insert:>9.1f} {optimize:>10.1f} "
+                      f"{m['p50_ms']:>7.2f} {m['p95_ms']:>7.2f} {m['recall']:>9.3f} "
+                      f"{m['rss_mb']:>7.0f} {row['disk_mb']:>8.0f}", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    print(f"cpus={os.cpu_count()}")
+
+
+if __name__ == "__main__":
+    main()

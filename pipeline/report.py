@@ -1,0 +1,66 @@
+"""What an ingest reports, per file and in total: plain data with no heavy imports, so
+the CLI can show a server's job with the same types as its own runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+FileStatus = Literal["pending", "added", "replaced", "unchanged", "duplicate", "failed"]
+
+
+@dataclass
+class FileResult:
+    source: str
+    status: FileStatus = "pending"
+    points: int = 0
+    chunks: int = 0
+    doc_id: str = ""
+    error: str | None = None
+
+
+@dataclass
+class IngestReport:
+    collection: str
+    files: list[FileResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(1 for f in self.files if f.status == status)
+
+    @property
+    def points_written(self) -> int:
+        return sum(f.points for f in self.files if f.status in ("added", "replaced"))
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [f for f in self.files if f.status == "failed"]
+
+    def summary(self) -> str:
+        parts = [
+            f"{self.count(s)} {s}"
+            for s in ("added", "replaced", "unchanged", "duplicate", "failed")
+            if self.count(s)
+        ]
+        return (
+            f"{len(self.files)} files into {self.collection!r}: "
+            + (", ".join(parts) or "nothing to do")
+            + f"; {self.points_written} points written in {self.seconds:.1f}s"
+        )
+
+
+@dataclass
+class Progress:
+    """What a progress display needs after each step. Files may finish out of order
+    (a pool prepares several at once): ``index`` is the position of ``result``."""
+
+    files_done: int
+    files_total: int
+    chunks: int
+    current: str
+    result: FileResult | None = None
+    index: int = -1
+
+
+ProgressFn = Callable[[Progress], None]

@@ -1,0 +1,365 @@
+"""The ingest runner: files in, points out, never half a file, crash or no crash.
+
+For each file: hash its bytes (the doc id); skip it when that source already holds those
+bytes completely (``unchanged``) or another source does (``duplicate``); otherwise load,
+OCR and chunk it (:mod:`pipeline.prepare`, in worker processes when there are several
+files), embed its chunks (batched across files, in this process, on the encoders'
+device), upsert its points, write its **completion record** last, then delete the points
+of the source's previous version (``replaced``).
+
+The record is a vector-less point (``modality: record``, see :mod:`rag.payload`) holding
+the document's point count. A document counts as stored only when its record exists, so
+a process killed mid-file (``kill -9``) leaves points without a record, which the next
+ingest of that file detects as partial, deletes and writes again; point ids are
+deterministic, so nothing is ever duplicated. The same scheme works on every store
+backend because it is only points and filters. One bad file is reported by name and the
+batch goes on; progress and per-file status go to a callback (jobs persist them).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ingest.hashing import point_id, sha256_bytes
+from ingest.points import document_leads, embed_chunks
+from pipeline.prepare import Prepared, WorkerPool, prepare, resolve_workers
+from pipeline.report import FileResult, FileStatus, IngestReport, Progress, ProgressFn  # noqa: F401
+from rag.encoders import Encoders
+from rag.errors import LimitExceeded, MmragError, NotFound
+from rag.media import MediaStore
+from rag.ocr import OcrEngine
+from rag.payload import RECORD, record_payload
+from rag.settings import Settings
+from rag.store import VectorStore
+from rag.types import CollectionSpec, Filter, Point
+
+#: A file to ingest: its source name and a function that returns its bytes.
+FileItem = tuple[str, Callable[[], bytes]]
+
+HIDDEN = (".", "~$")
+
+
+def iter_paths(paths: Iterable[str | os.PathLike[str]]) -> Iterator[str]:
+    """Files under the given files and folders, recursively, sorted, as the source names
+    they will be stored under (the path as given, normalised). Hidden files are skipped
+    inside folders; a path that does not exist is yielded so it is reported as failed."""
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            for root, dirs, files in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if not d.startswith(HIDDEN))
+                for name in sorted(files):
+                    if not name.startswith(HIDDEN):
+                        yield os.path.normpath(os.path.join(root, name))
+        else:
+            yield os.path.normpath(str(p))
+
+
+def file_reader(name: str, max_bytes: int, base_dir: str | None = None) -> Callable[[], bytes]:
+    """Reads the file ``name`` (relative to ``base_dir`` when given) within the limit."""
+    path = os.path.join(base_dir, name) if base_dir else name
+
+    def read() -> bytes:
+        try:
+            size = os.path.getsize(path)
+        except OSError as exc:
+            raise NotFound(f"{name}: cannot read ({exc.strerror or exc})") from exc
+        if size > max_bytes:
+            raise LimitExceeded(
+                f"{name}: {size} bytes is over the {max_bytes} byte limit "
+                "(ingest.max_file_bytes)"
+            )
+        try:
+            return Path(path).read_bytes()
+        except OSError as exc:
+            raise NotFound(f"{name}: cannot read ({exc.strerror or exc})") from exc
+
+    return read
+
+
+def list_files(paths: Iterable[str | os.PathLike[str]], base_dir: str | None = None
+               ) -> list[str]:
+    """Source names of the files under ``paths``; relative ones resolved against
+    ``base_dir`` (another process's working directory) keep the names as given."""
+    if not base_dir:
+        return list(iter_paths(paths))
+    names: list[str] = []
+    for raw in paths:
+        if os.path.isabs(raw):
+            names.extend(iter_paths([raw]))
+        else:
+            names.extend(os.path.relpath(p, base_dir)
+                         for p in iter_paths([os.path.join(base_dir, raw)]))
+    return names
+
+
+def file_items(
+    paths: Iterable[str | os.PathLike[str]], max_bytes: int, base_dir: str | None = None
+) -> list[FileItem]:
+    return [(n, file_reader(n, max_bytes, base_dir)) for n in list_files(paths, base_dir)]
+
+
+#: Chunk number of a document's completion record (pages use 0.., visual points -1).
+RECORD_CHUNK = -2
+
+
+@dataclass
+class _Pending:
+    """A file being prepared (in a worker or already done in this thread)."""
+
+    index: int
+    name: str
+    doc_id: str
+    future: Future[Prepared] | None = None
+    prepared: Prepared | None = None
+    error: BaseException | None = None
+
+    def ready(self) -> bool:
+        return self.future is None or self.future.done()
+
+    def outcome(self) -> Prepared:
+        if self.future is not None:
+            return self.future.result()
+        if self.error is not None:
+            raise self.error
+        assert self.prepared is not None
+        return self.prepared
+
+
+class IngestRunner:
+    def __init__(
+        self,
+        settings: Settings,
+        store: VectorStore,
+        encoders: Encoders,
+        media: MediaStore,
+        ocr: OcrEngine | None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.encoders = encoders
+        self.media = media
+        self.ocr = ocr
+        # One writer per collection at a time: dedup checks and replacement must not race.
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        #: Called between files; the pipeline uses it to let other processes at the store.
+        self.between_files: Callable[[], None] | None = None
+
+    def _lock(self, collection: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(collection, threading.Lock())
+
+    def spec(self) -> CollectionSpec:
+        return CollectionSpec(dense=self.encoders.dense_dims(), sparse=self.encoders.sparse_names())
+
+    def ensure(self, collection: str) -> None:
+        self.store.ensure(collection, self.spec())
+
+    def run(
+        self,
+        collection: str,
+        items: list[FileItem],
+        metadata: dict[str, Any] | None = None,
+        tenant: str | None = None,
+        progress: ProgressFn | None = None,
+    ) -> IngestReport:
+        start = time.perf_counter()
+        self.ensure(collection)
+        report = IngestReport(collection, [FileResult(source=name) for name, _ in items])
+        workers = resolve_workers(self.settings.ingest.workers)
+        pool = WorkerPool(self.settings, workers) if workers > 1 and len(items) > 1 else None
+        batch = _Batch(self, collection, report, metadata or {}, tenant, progress, pool)
+        try:
+            with self._lock(collection):
+                batch.run(items)
+                if report.points_written >= self.settings.store.optimize_after:
+                    self.store.optimize(collection)
+        finally:
+            if pool is not None:
+                pool.close()
+        report.seconds = time.perf_counter() - start
+        return report
+
+    # --- decisions and writes (main thread, under the collection lock) ------------------
+
+    def _record(self, collection: str, flt: Filter) -> str | None:
+        """The source of the first completion record matching ``flt``."""
+        flt.modality = [RECORD]
+        for hit in self.store.scroll(collection, flt, batch=1):
+            return hit.source
+        return None
+
+    def decide(self, collection: str, name: str, doc_id: str, result: FileResult) -> bool:
+        """Settle ``unchanged``/``duplicate`` without loading the file; True if it must be
+        (re)written. Leftovers of an interrupted earlier run are cleaned up here."""
+        if self._record(collection, Filter(source=name, doc_id=doc_id)) is not None:
+            # Complete. A crash between the record and the removal of the previous
+            # version may have left that version behind: finish the replacement.
+            self.store.delete(collection, Filter(source=name, exclude_doc_id=doc_id))
+            result.status = "unchanged"
+            return False
+        twin = self._record(collection, Filter(doc_id=doc_id))
+        if twin is not None:
+            result.status = "duplicate"
+            result.error = f"same content as {twin!r}, already stored"
+            return False
+        if self.store.count(collection, Filter(source=name, doc_id=doc_id)):
+            # Partial: points without a record, from a run that died mid-file.
+            self.store.delete(collection, Filter(source=name, doc_id=doc_id))
+        return True
+
+    def write(self, collection: str, name: str, doc_id: str, points: list[Point],
+              mime: str, result: FileResult, tenant: str | None) -> None:
+        """Upsert a document's points, then its record, then drop its previous version."""
+        batch = self.settings.ingest.batch_size
+        record = Point(
+            id=point_id(doc_id, 0, RECORD_CHUNK),
+            vectors={},
+            payload=record_payload(doc_id, name, mime, len(points), tenant),
+        )
+        try:
+            for i in range(0, len(points), batch):
+                self.store.upsert(collection, points[i : i + batch])
+            self.store.upsert(collection, [record])
+        except BaseException:
+            # Roll back this file's new points; its previous version is still intact.
+            self.store.delete(collection, Filter(source=name, doc_id=doc_id))
+            raise
+        result.points = len(points)
+        previous = self.store.delete(collection, Filter(source=name, exclude_doc_id=doc_id))
+        result.status = "replaced" if previous else "added"
+
+
+def _fail(result: FileResult, name: str, exc: BaseException) -> None:
+    result.status = "failed"
+    if isinstance(exc, MmragError):
+        result.error = str(exc)
+    else:  # a bug or an engine error: report it, keep the batch going
+        result.error = f"{name}: {type(exc).__name__}: {exc}"
+
+
+class _Batch:
+    """One run over a list of files: files are prepared ahead (bounded), embedded in
+    groups across files and written as they complete."""
+
+    def __init__(self, runner: IngestRunner, collection: str, report: IngestReport,
+                 metadata: dict[str, Any], tenant: str | None, progress: ProgressFn | None,
+                 pool: WorkerPool | None) -> None:
+        self.r = runner
+        self.collection = collection
+        self.report = report
+        self.metadata = metadata
+        self.tenant = tenant
+        self.progress = progress
+        self.pool = pool
+        self.pending: list[_Pending] = []
+        self.done = 0
+        self.chunks = 0
+        self.window = 2 * pool.workers if pool is not None else 1
+        self.visual = runner.encoders.clip is not None
+
+    def emit(self, index: int, name: str) -> None:
+        self.done += 1
+        result = self.report.files[index]
+        self.chunks += result.chunks
+        if self.progress:
+            self.progress(Progress(self.done, len(self.report.files), self.chunks, name,
+                                   result, index))
+
+    def run(self, items: list[FileItem]) -> None:
+        for index, (name, read) in enumerate(items):
+            if self.progress:
+                self.progress(Progress(self.done, len(items), self.chunks, name))
+            result = self.report.files[index]
+            try:
+                data = read()
+                doc_id = sha256_bytes(data)
+                result.doc_id = doc_id
+                # Same bytes or same source already in flight: settle those first, so
+                # decisions are exactly those of a one-file-at-a-time run.
+                while any(p.doc_id == doc_id or p.name == name for p in self.pending):
+                    self.commit(block=True)
+                if not self.r.decide(self.collection, name, doc_id, result):
+                    self.emit(index, name)
+                    continue
+            except Exception as exc:
+                _fail(result, name, exc)
+                self.emit(index, name)
+                continue
+            self.pending.append(self.start(index, name, data, doc_id))
+            while len(self.pending) >= self.window:
+                self.commit(block=True)
+            self.commit(block=False)
+            if self.r.between_files is not None and not self.pending:
+                self.r.between_files()
+        while self.pending:
+            self.commit(block=True)
+
+    def start(self, index: int, name: str, data: bytes, doc_id: str) -> _Pending:
+        item = _Pending(index, name, doc_id)
+        if self.pool is not None:
+            item.future = self.pool.submit(name, data, doc_id, self.metadata, self.tenant,
+                                           self.visual)
+        else:
+            try:
+                item.prepared = prepare(self.r.settings, name, data, doc_id, self.metadata,
+                                        self.tenant, self.visual, self.r.ocr)
+            except Exception as exc:
+                item.error = exc
+        return item
+
+    def commit(self, block: bool) -> None:
+        """Write the prepared files that are ready (waiting for one if ``block``),
+        embedding their chunks together."""
+        if not self.pending:
+            return
+        if block and not any(p.ready() for p in self.pending):
+            wait([p.future for p in self.pending if p.future is not None],
+                 return_when=FIRST_COMPLETED)
+        group: list[tuple[_Pending, Prepared]] = []
+        size = 0
+        for item in [p for p in self.pending if p.ready()]:
+            if group and size >= self.r.settings.ingest.batch_size:
+                break
+            self.pending.remove(item)
+            result = self.report.files[item.index]
+            try:
+                prepared = item.outcome()
+            except Exception as exc:
+                _fail(result, item.name, exc)
+                self.emit(item.index, item.name)
+                continue
+            result.chunks = sum(1 for c in prepared.chunks if c.chunk >= 0)
+            group.append((item, prepared))
+            size += len(prepared.chunks)
+        if not group:
+            return
+        header = self.r.settings.text.contextual_header
+        chunks = [c for _, p in group for c in p.chunks]
+        try:
+            leads = document_leads(chunks, self.r.settings.text.context_chars)
+            points = embed_chunks(chunks, self.r.encoders, header, leads)
+        except Exception as exc:
+            for item, _ in group:
+                _fail(self.report.files[item.index], item.name, exc)
+                self.emit(item.index, item.name)
+            return
+        offset = 0
+        for item, prepared in group:
+            mine = points[offset : offset + len(prepared.chunks)]
+            offset += len(prepared.chunks)
+            result = self.report.files[item.index]
+            try:
+                self.r.write(self.collection, item.name, item.doc_id, mine, prepared.mime,
+                             result, self.tenant)
+            except Exception as exc:
+                _fail(result, item.name, exc)
+            self.emit(item.index, item.name)

@@ -1,0 +1,118 @@
+"""The point payload schema: the one module that knows payload keys and media keys.
+
+Ingest writes payloads with :func:`chunk_payload`, stores read them back with
+:func:`hit_from_payload`, filters address them through the key constants, and media
+keys are built and parsed here (:func:`media_key`, :func:`parse_media_key`). A change
+to the stored layout is a change to this file alone.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rag.types import Chunk, Hit, OcrBox, Vector, path_prefixes
+
+# Payload keys the pipeline writes and filters read.
+DOC_ID = "doc_id"
+SOURCE = "source"
+PATH_PREFIXES = "path_prefixes"
+MIME = "mime"
+MODALITY = "modality"
+PAGE = "page"
+CHUNK = "chunk"
+TITLE = "title"
+TEXT = "text"
+BOXES = "boxes"
+MEDIA = "media"
+META = "meta"
+TENANT = "tenant"
+
+# The modality of a document's completion record: a vector-less point written after all
+# of the document's points (see pipeline/runner.py); never returned by a vector search.
+RECORD = "record"
+POINTS = "points"
+
+# Keys worth a keyword payload index: every filter field except user metadata.
+INDEXED_KEYS: tuple[str, ...] = (MODALITY, SOURCE, PATH_PREFIXES, DOC_ID, TENANT)
+
+_MEDIA_KEY = re.compile(r"^([0-9a-f]{8,64})-p(\d{1,6})$")
+
+
+def media_key(doc_id: str, page: int) -> str:
+    """The stable key of a document page's image: content-derived, so re-ingesting the
+    same bytes names the same file, and shared by every collection storing them."""
+    return f"{doc_id}-p{page}"
+
+
+def parse_media_key(key: str) -> tuple[str, int] | None:
+    """``(doc_id, page)`` of a media key, or ``None`` when ``key`` is not one."""
+    match = _MEDIA_KEY.match(key) if isinstance(key, str) else None
+    if match is None:
+        return None
+    return match.group(1), int(match.group(2))
+
+
+def chunk_payload(c: Chunk) -> dict[str, Any]:
+    """What a point stores about its chunk (never the image itself)."""
+    payload: dict[str, Any] = {
+        DOC_ID: c.doc_id,
+        SOURCE: c.source,
+        PATH_PREFIXES: path_prefixes(c.source),
+        MIME: c.mime,
+        MODALITY: c.modality,
+        PAGE: c.page,
+        CHUNK: c.chunk,
+        TITLE: c.title,
+        TEXT: c.text,
+        BOXES: [b.to_payload() for b in c.boxes],
+        MEDIA: c.media,
+        META: c.metadata,
+    }
+    if c.tenant is not None:
+        payload[TENANT] = c.tenant
+    return payload
+
+
+def hit_from_payload(
+    point_id: str,
+    score: float,
+    payload: dict[str, Any],
+    vectors: dict[str, Vector] | None = None,
+) -> Hit:
+    """A retrieved point as our :class:`~rag.types.Hit`; missing keys get defaults, so
+    points written by an older layout still read."""
+    return Hit(
+        id=str(point_id),
+        score=float(score),
+        source=str(payload.get(SOURCE, "")),
+        page=int(payload.get(PAGE, 0)),
+        modality=str(payload.get(MODALITY, "text")),
+        text=str(payload.get(TEXT, "")),
+        chunk=int(payload.get(CHUNK, 0)),
+        doc_id=str(payload.get(DOC_ID, "")),
+        mime=str(payload.get(MIME, "")),
+        boxes=[OcrBox.from_payload(b) for b in payload.get(BOXES) or []],
+        media=payload.get(MEDIA),
+        metadata=dict(payload.get(META) or {}),
+        vectors=dict(vectors or {}),
+    )
+
+
+def record_payload(doc_id: str, source: str, mime: str, points: int, tenant: str | None
+                   ) -> dict[str, Any]:
+    """The payload of a document's completion record: it exists only once all of the
+    document's ``points`` are stored."""
+    payload: dict[str, Any] = {
+        DOC_ID: doc_id,
+        SOURCE: source,
+        PATH_PREFIXES: path_prefixes(source),
+        MIME: mime,
+        MODALITY: RECORD,
+        PAGE: 0,
+        CHUNK: -2,
+        POINTS: points,
+    }
+    if tenant is not None:
+        payload[TENANT] = tenant
+    return payload
