@@ -6,7 +6,7 @@ PACKAGES := rag ingest pipeline api cli configs $(wildcard mcpserver)
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup browser test test-slow test-all check-install demo lint bench examples clean
+.PHONY: setup browser test test-slow test-all check-install demo lint bench examples eval eval-test clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -62,6 +62,23 @@ demo: setup
 	$(VENV)/bin/mmrag search "how do I rotate TLS certificates" --collection demo --profile offline --data-dir $(DEMO_DATA) --limit 3
 	$(VENV)/bin/mmrag search "why did name resolution fail in the outage" --collection demo --profile offline --data-dir $(DEMO_DATA) --limit 3
 	$(VENV)/bin/mmrag eval examples/queries.jsonl --collection demo --profile offline --data-dir $(DEMO_DATA)
+
+# Retrieval quality on the man-page eval set (README, "Evaluation"). The first run builds
+# eval/corpus from this machine's man pages and ingests it (OCR: minutes); later runs
+# re-use eval/.cache. `make eval-test` reports the held-out split.
+eval/corpus: eval/sources.tsv eval/make_eval_set.py
+	$(PY) eval/make_eval_set.py
+	touch $@
+
+eval/.cache/base: eval/corpus
+	$(PY) eval/run_eval.py --ingest --split dev
+
+eval: setup eval/.cache/base
+	$(PY) eval/run_eval.py --split dev
+	$(PY) eval/naive_baseline.py --split dev
+
+eval-test: setup eval/.cache/base
+	$(PY) eval/run_eval.py --split test
 
 bench: setup
 	$(PY) benchmarks/bench_store.py

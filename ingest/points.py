@@ -18,22 +18,62 @@ def title_words(title: str) -> str:
     return " ".join(re.sub(r"[_\-.]+|(?<=[a-z])(?=[A-Z])", " ", stem).split())
 
 
-def embedding_text(c: Chunk, contextual_header: bool) -> str:
+def document_lead(text: str, max_chars: int) -> str:
+    """The opening of a document, whitespace collapsed, at most ``max_chars`` and cut at
+    a word: what names and sums it up (a title, a man page's NAME line, a screenshot's
+    window title). Empty when ``max_chars`` < 1."""
+    flat = " ".join(text.split())
+    if max_chars < 1 or not flat:
+        return ""
+    if len(flat) <= max_chars:
+        return flat
+    cut = flat.rfind(" ", 0, max_chars + 1)
+    return flat[: cut if cut > max_chars // 2 else max_chars]
+
+
+def document_leads(chunks: list[Chunk], max_chars: int) -> dict[str, str]:
+    """The lead (:func:`document_lead`) of each document among ``chunks``, by doc id,
+    from its earliest chunk: the first page's picture or page point (all of its text)
+    before that page's first text chunk. ``chunks`` must hold whole documents."""
+    if max_chars < 1:
+        return {}
+    first: dict[str, Chunk] = {}
+    for c in chunks:
+        best = first.get(c.doc_id)
+        if c.text.strip() and (best is None or (c.page, c.chunk) < (best.page, best.chunk)):
+            first[c.doc_id] = c
+    return {doc: document_lead(c.text, max_chars) for doc, c in first.items()}
+
+
+def embedding_text(c: Chunk, contextual_header: bool, lead: str = "") -> str:
     """The text the ``text``/``bm25`` vectors see. With a contextual header the file name
-    leads, so a chunk that never names its document still matches questions that do."""
+    leads, so a chunk that never names its document still matches questions that do;
+    ``lead`` (the document's opening, see :func:`document_lead`) follows it on chunks that
+    do not already start with it, so an option deep in a long page or a screenshot still
+    carries the name of the tool it belongs to."""
     body = c.text.strip()
     if not body:
         return ""
-    header = title_words(c.title) if contextual_header and c.title else ""
+    parts = [title_words(c.title)] if contextual_header and c.title else []
+    if lead and not " ".join(body.split()).startswith(lead[:60]):
+        parts.append(lead)
+    header = "\n".join(p for p in parts if p)
     return f"{header}\n\n{body}" if header else body
 
 
-def embed_chunks(chunks: list[Chunk], encoders: Encoders, contextual_header: bool) -> list[Point]:
+def embed_chunks(
+    chunks: list[Chunk],
+    encoders: Encoders,
+    contextual_header: bool,
+    leads: dict[str, str] | None = None,
+) -> list[Point]:
     """Vectors for every path a chunk can have: ``clip`` from the image tower for pictures
     and pages and from the text tower for text; ``text``/``bm25`` from its text (OCR text
-    for pictures). A chunk without text gets no text vectors."""
+    for pictures), headed as :func:`embedding_text` says (``leads`` by doc id). A chunk
+    without text gets no text vectors."""
     vectors: list[dict[str, Vector]] = [{} for _ in chunks]
-    texts = [embedding_text(c, contextual_header) for c in chunks]
+    leads = leads or {}
+    texts = [embedding_text(c, contextual_header, leads.get(c.doc_id, "")) for c in chunks]
     with_text = [i for i, t in enumerate(texts) if t]
     if encoders.text is not None and with_text:
         dense = encoders.text.encode([texts[i] for i in with_text])

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.hashing import point_id, sha256_bytes
-from ingest.points import embed_chunks
+from ingest.points import document_leads, embed_chunks
 from pipeline.prepare import Prepared, WorkerPool, prepare, resolve_workers
 from pipeline.report import FileResult, FileStatus, IngestReport, Progress, ProgressFn  # noqa: F401
 from rag.encoders import Encoders
@@ -343,9 +343,10 @@ class _Batch:
         if not group:
             return
         header = self.r.settings.text.contextual_header
+        chunks = [c for _, p in group for c in p.chunks]
         try:
-            points = embed_chunks([c for _, p in group for c in p.chunks], self.r.encoders,
-                                  header)
+            leads = document_leads(chunks, self.r.settings.text.context_chars)
+            points = embed_chunks(chunks, self.r.encoders, header, leads)
         except Exception as exc:
             for item, _ in group:
                 _fail(self.report.files[item.index], item.name, exc)

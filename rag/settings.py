@@ -99,6 +99,9 @@ class TextEncoderSettings(_Section):
     threads: int = 0
     # Prepend the document title (file name) to every chunk before embedding.
     contextual_header: bool = True
+    # Also prepend this many characters of the document's opening (its title or NAME
+    # line) to every chunk that does not start with it; 0 turns it off.
+    context_chars: int = 0
 
 
 class SparseSettings(_Section):
@@ -195,6 +198,10 @@ class RetrievalSettings(_Section):
         default_factory=lambda: {"clip": 1.0, "text": 1.0, "bm25": 1.0}
     )
     mmr_lambda: float = 0.8
+    # exact reranker: a candidate gains doc_weight x the mean relevance of the doc_top next
+    # best candidates of its document (document-level evidence; 0 turns it off).
+    doc_weight: float = 0.0
+    doc_top: int = 2
     duplicate_threshold: float = 0.97
     cross_encoder: CrossEncoderRerankSettings = Field(default_factory=CrossEncoderRerankSettings)
     vlm: VlmRerankSettings = Field(default_factory=VlmRerankSettings)

@@ -3,7 +3,9 @@
 Fusion inside the store sees each path's top-k only; a candidate found by one path has no
 score from the others. Here every candidate gets its exact similarity on every path it
 has a vector for, each path is DBSF-normalised over the candidates and the weighted sum
-ranks them. MMR then removes near-identical hits (the same slide exported twice, a page
+ranks them. Each candidate then gains a share of its document's other evidence
+(:func:`~rag.rerank.scoring.document_boost`), so the document that matches best as a
+whole comes first. MMR then removes near-identical hits (the same slide exported twice, a page
 point and its own text chunk) so the top-k shows distinct evidence.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rag.rerank.scoring import dbsf_normalise, mmr_order, similarity
+from rag.rerank.scoring import dbsf_normalise, document_boost, mmr_order, similarity
 from rag.settings import RetrievalSettings
 from rag.types import CLIP, TEXT, Hit, SparseVector, Vector
 
@@ -23,6 +25,8 @@ class ExactReranker:
         self.weights = settings.weights
         self.lam = settings.mmr_lambda
         self.duplicate_threshold = settings.duplicate_threshold
+        self.doc_weight = settings.doc_weight
+        self.doc_top = settings.doc_top
 
     def scores(self, query: list[tuple[str, Vector]], hits: list[Hit]) -> list[float]:
         total = np.zeros(len(hits), dtype=np.float64)
@@ -71,6 +75,8 @@ class ExactReranker:
         if not hits:
             return []
         scores = self.scores(query, hits)
+        scores = document_boost(scores, [h.doc_id or h.source for h in hits], self.doc_weight,
+                                self.doc_top)
         order = mmr_order(scores, self._pairwise(hits), limit, self.lam, self.duplicate_threshold)
         out = []
         for i, gain in order:

@@ -67,3 +67,29 @@ def mmr_order(
         max_sim = np.maximum(max_sim, sim[best])
         alive &= sim[best] < duplicate_threshold
     return picked
+
+
+def document_boost(
+    relevance: Sequence[float], groups: Sequence[str], weight: float, top: int
+) -> list[float]:
+    """Each candidate's relevance plus its document's bonus: ``weight`` times the mean
+    relevance of that document's ``top`` candidates after its best one (fewer when it has
+    fewer; a document with one candidate gets none).
+
+    Why: a chunk is scored alone, but the question is about a document. A page whose
+    other chunks also match (the tool's NAME line, its option list, its examples) is
+    likelier the right one than a page with one chunk that shares a few words. The mean
+    of a few, not the sum of all, keeps long documents from winning by length. One bonus
+    per document keeps the order inside a document; ``weight`` 0 changes nothing.
+    """
+    rel = [float(r) for r in relevance]
+    if weight == 0 or top < 1 or not rel:
+        return rel
+    members: dict[str, list[float]] = {}
+    for r, g in zip(rel, groups, strict=True):
+        members.setdefault(g, []).append(r)
+    bonus = {}
+    for g, scores in members.items():
+        rest = sorted(scores, reverse=True)[1 : top + 1]
+        bonus[g] = weight * sum(rest) / len(rest) if rest else 0.0
+    return [r + bonus[g] for r, g in zip(rel, groups, strict=True)]

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rag.rerank.exact import ExactReranker
-from rag.rerank.scoring import dbsf_normalise, mmr_order, similarity
+from rag.rerank.scoring import dbsf_normalise, document_boost, mmr_order, similarity
 from rag.settings import RetrievalSettings
 from rag.types import Hit, SparseVector
 
@@ -66,3 +66,31 @@ def test_exact_reranker_rescores_on_vectors_and_removes_duplicates() -> None:
     out = ExactReranker(RetrievalSettings()).rerank([("text", [1.0, 0.0])], hits, 10)
     assert [h.id for h in out] == ["1", "3", "0"]
     assert out[0].score >= out[1].score >= out[2].score
+
+
+doc_scores = st.lists(st.tuples(st.floats(0, 1), st.sampled_from("abcd")), min_size=1,
+                      max_size=25)
+
+
+@given(doc_scores, st.floats(0, 2), st.integers(1, 4))
+def test_document_boost_keeps_order_inside_a_document(
+    rows: list[tuple[float, str]], weight: float, top: int
+) -> None:
+    rel = [r for r, _ in rows]
+    groups = [g for _, g in rows]
+    out = document_boost(rel, groups, weight, top)
+    assert len(out) == len(rel)
+    assert all(o >= r - 1e-12 for o, r in zip(out, rel, strict=True))  # never lowers
+    for i in range(len(rel)):
+        for j in range(len(rel)):
+            if groups[i] == groups[j] and rel[i] > rel[j]:
+                assert out[i] >= out[j] - 1e-9
+    assert document_boost(rel, groups, 0.0, top) == rel
+
+
+def test_document_boost_prefers_the_document_with_more_evidence() -> None:
+    # one strong chunk alone vs a slightly weaker chunk with two supporting chunks
+    rel = [0.80, 0.75, 0.6, 0.6]
+    out = document_boost(rel, ["lone", "rich", "rich", "rich"], weight=0.3, top=2)
+    assert out[1] > out[0]
+    assert out[0] == 0.80  # no other evidence, no boost
