@@ -124,11 +124,40 @@ def _lines_to_blocks(lines: list[str]) -> list[tuple[str, bool]]:
     return blocks
 
 
+_CODEISH = re.compile(r"[=|$<>{}\[\]_/\\#;`]")
+
+
+def _ocr_blocks(lines: list[str]) -> list[str]:
+    """OCR lines as units, except that a line starting in lower case continues the one
+    before it when that one ends no sentence: a sentence wrapped over two lines of a
+    label or a scan ("Parcel 4471 ships" / "from Rotterdam harbour") is quoted whole.
+    Table rows and list items never merge."""
+    blocks: list[str] = []
+    open_prev = False
+    for raw in lines:
+        line = normalize_text(raw)
+        if not line:
+            open_prev = False
+            continue
+        prose = not _is_structural(raw) and not _CODEISH.search(line)
+        if blocks and open_prev and prose and line[0].islower():
+            blocks[-1] = blocks[-1] + " " + line
+        else:
+            blocks.append(line)
+            # Only a line that starts a sentence (capital letter, no code or config
+            # characters) can be continued: terminal and config lines start in lower
+            # case too, and each of those is its own unit.
+            open_prev = prose and line[0].isupper()
+        open_prev = open_prev and not _TERMINAL.search(line)
+    return blocks
+
+
 def split_units(text: str, lines: bool = False) -> list[str]:
     """The quotable units of a chunk, in order.
 
-    With ``lines`` (OCR text) every line is a unit: lines on one row were already joined
-    by OCR layout, so a table row stays one unit. Otherwise paragraphs are split into
+    With ``lines`` (OCR text) every line is a unit (lines on one row were already joined
+    by OCR layout, so a table row stays one unit), save wrapped sentences
+    (:func:`_ocr_blocks`). Otherwise paragraphs are split into
     blocks (wrapped lines joined; list items, headings and table rows kept alone) and
     blocks into sentences. Over-long units are cut into word-aligned pieces.
     """
@@ -137,7 +166,7 @@ def split_units(text: str, lines: bool = False) -> list[str]:
     for para in _PARAGRAPH.split(raw):
         raw_lines = para.split("\n")
         if lines:
-            blocks = [normalize_text(line) for line in raw_lines]
+            blocks = _ocr_blocks(raw_lines)
         else:
             blocks = []
             for block, structural in _lines_to_blocks(raw_lines):

@@ -142,6 +142,15 @@ def test_ocr_lines_and_table_rows_are_units() -> None:
     assert split_units(aligned) == ["plan limit", "free 60", "pro 9000"]
 
 
+def test_a_sentence_wrapped_over_ocr_lines_is_one_unit() -> None:
+    assert split_units("Parcel 4471 ships\nfrom Rotterdam harbour\nby sea.\nmaxauthtries 3",
+                       lines=True) == ["Parcel 4471 ships from Rotterdam harbour by sea.",
+                                       "maxauthtries 3"]
+    # Config and terminal lines start in lower case too: they never merge.
+    assert split_units("Settings\nport = 8080\nhost = db1", lines=True) == [
+        "Settings", "port = 8080", "host = db1"]
+
+
 def test_screenshot_line_is_quoted_alone(media: MediaStore) -> None:
     shot = ocr_hit(1, ["$ sshd -T | grep -i auth", "passwordauthentication no",
                        "pubkeyauthentication yes", "maxauthtries 3"])
