@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from pipeline.gate import process_alive
 from rag.errors import (
     BadInput,
     Conflict,
@@ -78,21 +79,11 @@ def read_server_file(data_dir: Path) -> ServerInfo | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def find_server(data_dir: Path, wait_s: float = 120.0) -> ServerInfo | None:
     """The live server of ``data_dir``, waiting while it starts up; None if there is
     none (or only the file a killed server left behind)."""
     info = read_server_file(data_dir)
-    if info is None or not _alive(info.pid):
+    if info is None or not process_alive(info.pid):
         return None
     deadline = time.monotonic() + wait_s
     while True:
@@ -102,7 +93,7 @@ def find_server(data_dir: Path, wait_s: float = 120.0) -> ServerInfo | None:
                 return info
         except httpx.TransportError:
             pass
-        if not _alive(info.pid) or time.monotonic() > deadline:
+        if not process_alive(info.pid) or time.monotonic() > deadline:
             return None
         time.sleep(0.2)
 

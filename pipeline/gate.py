@@ -25,7 +25,8 @@ from rag.errors import Conflict
 POLL_S = 0.02
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (signal 0 probes without sending)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -111,9 +112,9 @@ class StoreGate:
                 pid = int(entry.name)
             except ValueError:
                 continue
-            if pid != os.getpid() and _alive(pid):
+            if pid != os.getpid() and process_alive(pid):
                 return True
-            if not _alive(pid):
+            if not process_alive(pid):
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)
         return False
