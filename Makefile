@@ -83,6 +83,9 @@ eval-test: setup eval/.cache/base
 bench: setup
 	$(PY) benchmarks/bench_store.py
 	$(PY) benchmarks/bench_pipeline.py
+	$(PY) benchmarks/bench_api.py
+	$(PY) benchmarks/bench_quantization.py --sizes 20000 100000
+	$(PY) benchmarks/bench_encoders.py
 	$(PY) benchmarks/bench_mcp.py
 
 clean:
