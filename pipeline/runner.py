@@ -35,7 +35,7 @@ from rag.encoders import Encoders
 from rag.errors import LimitExceeded, MmragError, NotFound
 from rag.media import MediaStore
 from rag.ocr import OcrEngine
-from rag.payload import RECORD, record_payload
+from rag.payload import RECORD, RECORD_CHUNK, record_payload
 from rag.settings import Settings
 from rag.store import VectorStore
 from rag.types import CollectionSpec, Filter, Point
@@ -106,8 +106,6 @@ def file_items(
     return [(n, file_reader(n, max_bytes, base_dir)) for n in list_files(paths, base_dir)]
 
 
-#: Chunk number of a document's completion record (pages use 0.., visual points -1).
-RECORD_CHUNK = -2
 
 
 @dataclass

@@ -32,6 +32,8 @@ TENANT = "tenant"
 # of the document's points (see pipeline/runner.py); never returned by a vector search.
 RECORD = "record"
 POINTS = "points"
+# Chunk number of a document's record: pages use 0.., their visual point -1.
+RECORD_CHUNK = -2
 
 # Keys worth a keyword payload index: every filter field except user metadata.
 INDEXED_KEYS: tuple[str, ...] = (MODALITY, SOURCE, PATH_PREFIXES, DOC_ID, TENANT)
@@ -110,7 +112,7 @@ def record_payload(doc_id: str, source: str, mime: str, points: int, tenant: str
         MIME: mime,
         MODALITY: RECORD,
         PAGE: 0,
-        CHUNK: -2,
+        CHUNK: RECORD_CHUNK,
         POINTS: points,
     }
     if tenant is not None:
