@@ -34,13 +34,6 @@ def _say(message: str) -> None:
     print(f"mmrag: {message}", file=sys.stderr, flush=True)
 
 
-def pipeline_from_args(args: argparse.Namespace) -> Pipeline:
-    """This process's own pipeline (for ``serve`` and ``mcp``, which hold the store)."""
-    from pipeline import Pipeline
-
-    return Pipeline(settings_from_args(args), on_wait=_say)
-
-
 def connect(args: argparse.Namespace) -> Pipeline | RemotePipeline:
     """The server running on this data dir if there is one (warm, and the only process
     that may open its store), else a pipeline in this process that takes turns at the
