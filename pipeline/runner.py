@@ -106,8 +106,6 @@ def file_items(
     return [(n, file_reader(n, max_bytes, base_dir)) for n in list_files(paths, base_dir)]
 
 
-
-
 @dataclass
 class _Pending:
     """A file being prepared (in a worker or already done in this thread)."""
