@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from rag.types import Chunk, Hit, OcrBox, Vector, path_prefixes
+from rag.types import Chunk, Hit, PayloadBoxes, Vector, path_prefixes
 
 # Payload keys the pipeline writes and filters read.
 DOC_ID = "doc_id"
@@ -94,7 +94,7 @@ def hit_from_payload(
         chunk=int(payload.get(CHUNK, 0)),
         doc_id=str(payload.get(DOC_ID, "")),
         mime=str(payload.get(MIME, "")),
-        boxes=[OcrBox.from_payload(b) for b in payload.get(BOXES) or []],
+        boxes=PayloadBoxes(payload.get(BOXES) or []),
         media=payload.get(MEDIA),
         metadata=dict(payload.get(META) or {}),
         vectors=dict(vectors or {}),

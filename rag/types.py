@@ -6,7 +6,7 @@ the adapter that uses them; everything else speaks these.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -46,6 +46,41 @@ class OcrBox:
     def from_payload(cls, data: dict[str, Any]) -> OcrBox:
         x0, y0, x1, y1 = (float(v) for v in data["box"])
         return cls(str(data["text"]), (x0, y0, x1, y1), float(data["confidence"]))
+
+
+class PayloadBoxes(Sequence[OcrBox]):
+    """A stored hit's boxes, converted from the payload on first use.
+
+    A search reads every prefetched candidate (50 by default) but shows only the final
+    few; a text-layer PDF chunk carries one box per line, so converting all of them up
+    front was most of the store's share of a search.
+    """
+
+    __slots__ = ("_raw", "_boxes")
+
+    def __init__(self, raw: Sequence[dict[str, Any]]) -> None:
+        self._raw = raw
+        self._boxes: list[OcrBox] | None = None
+
+    def _items(self) -> list[OcrBox]:
+        if self._boxes is None:
+            self._boxes = [OcrBox.from_payload(b) for b in self._raw]
+        return self._boxes
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._items()[index]
+
+    def __iter__(self) -> Iterator[OcrBox]:
+        return iter(self._items())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return repr(self._items())
 
 
 @dataclass
@@ -93,7 +128,7 @@ class Hit:
     chunk: int = 0
     doc_id: str = ""
     mime: str = ""
-    boxes: list[OcrBox] = field(default_factory=list)
+    boxes: Sequence[OcrBox] = field(default_factory=list)
     media: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     vectors: dict[str, Vector] = field(default_factory=dict)

@@ -11,24 +11,52 @@ point and its own text chunk) so the top-k shows distinct evidence.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from rag.rerank.scoring import dbsf_normalise, document_boost, mmr_order, similarity
 from rag.settings import RetrievalSettings
 from rag.types import CLIP, TEXT, Hit, SparseVector, Vector
 
+_blas_lock = threading.Lock()
+_blas_single = False
+
+
+def single_thread_blas() -> None:
+    """Run numpy's BLAS on one thread in this process, once.
+
+    Reranking multiplies matrices of ~50 x 384; OpenBLAS spreads even those over every
+    core, and while the text encoder (or a concurrent request) holds the cores the thread
+    hand-off costs 5-20 ms a search, more than the arithmetic. mmrag has no large numpy
+    products (torch does the heavy work with its own threads), so one thread is faster
+    everywhere. Set per process, not per call: a scoped limit would race between
+    concurrent requests.
+    """
+    global _blas_single
+    with _blas_lock:
+        if _blas_single:
+            return
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1, user_api="blas")
+        _blas_single = True
+
 
 class ExactReranker:
     needs_vectors = True
 
     def __init__(self, settings: RetrievalSettings) -> None:
+        single_thread_blas()
         self.weights = settings.weights
         self.lam = settings.mmr_lambda
         self.duplicate_threshold = settings.duplicate_threshold
         self.doc_weight = settings.doc_weight
         self.doc_top = settings.doc_top
 
-    def scores(self, query: list[tuple[str, Vector]], hits: list[Hit]) -> list[float]:
+    def scores(self, query: list[tuple[str, Vector]], hits: list[Hit],
+               rows: _Rows | None = None) -> list[float]:
+        rows = rows if rows is not None else _Rows(hits)
         total = np.zeros(len(hits), dtype=np.float64)
         for name, qvec in query:
             weight = self.weights.get(name, 1.0)
@@ -40,7 +68,7 @@ class ExactReranker:
                     for h in hits
                 ]
             else:
-                idx, mat = _unit_rows(hits, name)
+                idx, mat = rows[name]
                 q = np.asarray(qvec, dtype=np.float32)
                 q = q / max(float(np.linalg.norm(q)), 1e-12)
                 raw = [None] * len(hits)
@@ -49,14 +77,14 @@ class ExactReranker:
             total += weight * np.asarray(dbsf_normalise(raw))
         return [float(x) for x in total]
 
-    def _pairwise(self, hits: list[Hit]) -> np.ndarray:
+    def _pairwise(self, hits: list[Hit], rows: _Rows) -> np.ndarray:
         """Similarity between candidates on the text vector, on clip for pairs where one
         lacks text; identical texts count as identical whatever their vectors."""
         n = len(hits)
         sim = np.zeros((n, n), dtype=np.float64)
         done = np.zeros((n, n), dtype=bool)
         for name in (TEXT, CLIP):
-            idx, mat = _unit_rows(hits, name)
+            idx, mat = rows[name]
             if len(idx) < 2:
                 continue
             block = np.ix_(idx, idx)
@@ -74,10 +102,12 @@ class ExactReranker:
     def rerank(self, query: list[tuple[str, Vector]], hits: list[Hit], limit: int) -> list[Hit]:
         if not hits:
             return []
-        scores = self.scores(query, hits)
+        rows = _Rows(hits)
+        scores = self.scores(query, hits, rows)
         scores = document_boost(scores, [h.doc_id or h.source for h in hits], self.doc_weight,
                                 self.doc_top)
-        order = mmr_order(scores, self._pairwise(hits), limit, self.lam, self.duplicate_threshold)
+        order = mmr_order(scores, self._pairwise(hits, rows), limit, self.lam,
+                          self.duplicate_threshold)
         out = []
         for i, gain in order:
             h = hits[i]
@@ -96,6 +126,18 @@ class NoReranker:
 
     def rerank(self, query: list[tuple[str, Vector]], hits: list[Hit], limit: int) -> list[Hit]:
         return hits[:limit]
+
+
+class _Rows(dict[str, tuple[list[int], np.ndarray]]):
+    """Each dense path's unit rows, built once per rerank (scoring and MMR both use them)."""
+
+    def __init__(self, hits: list[Hit]) -> None:
+        super().__init__()
+        self.hits = hits
+
+    def __missing__(self, name: str) -> tuple[list[int], np.ndarray]:
+        self[name] = rows = _unit_rows(self.hits, name)
+        return rows
 
 
 def _unit_rows(hits: list[Hit], name: str) -> tuple[list[int], np.ndarray]:

@@ -259,9 +259,11 @@ def from_engine_vectors(raw: Any, spec: CollectionSpec) -> dict[str, Vector]:
         return out
     for name, vector in raw.items():
         if hasattr(vector, "indices") and hasattr(vector, "values"):
-            out[name] = to_sparse(vector.indices, vector.values)
+            out[name] = SparseVector(tuple(vector.indices), tuple(vector.values))
         elif name in spec.dense or isinstance(vector, list):
-            out[name] = [float(v) for v in vector]
+            # Both engines hand dense vectors over as lists of floats already; copying
+            # 50 candidates x 3 paths element by element cost more than the query.
+            out[name] = vector if type(vector) is list else [float(v) for v in vector]
     return out
 
 

@@ -334,6 +334,8 @@ class TestStoreContract:
             assert (hit.doc_id, hit.mime, hit.media, hit.text) == (
                 "abc", "application/pdf", "media/abc/3.png", "Total 42")
             assert hit.boxes == [box]
+            assert (len(hit.boxes), hit.boxes[0], list(hit.boxes)) == (1, box, [box])
+            assert hit.to_json()["boxes"] == [box.to_payload()]
             assert hit.metadata == {"author": "Ann", "tags": ["x", "y"],
                                     "nested": {"k": [1, 2.5, None]}}
 
