@@ -87,9 +87,14 @@ class TextEncoderSettings(_Section):
     enabled: bool = True
     backend: str = "sentence_transformers"
     model: str = "all-MiniLM-L6-v2"
-    # sentence-transformers' inference backend: "torch", or "onnx" (onnxruntime; the ONNX
-    # export of a local model is made once and cached under data_dir/models), "openvino".
-    runtime: Literal["torch", "onnx", "openvino"] = "torch"
+    # What runs the transformer: "torch" (sentence-transformers itself), "onnx"
+    # (onnxruntime over an ONNX export made once and cached in export_dir), "openvino",
+    # or "auto": onnx on the CPU (a query encodes in 7 ms instead of 27, batches ~15%
+    # faster, same vectors), torch on a GPU; auto falls back to torch when the model
+    # cannot be exported.
+    runtime: Literal["auto", "torch", "onnx", "openvino"] = "auto"
+    # Where ONNX exports are cached; empty: models/ under the data dir.
+    export_dir: str = ""
     device: Device = "auto"
     # fp32 by default: on an H200, MiniLM under bf16 autocast ran slower than fp32
     # (1,124 vs 1,757 chunks/s; tokenisation dominates and autocast adds cast kernels).

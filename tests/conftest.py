@@ -11,6 +11,12 @@ import pytest
 # Tests never reach a model hub: a model that is not packaged must fail fast.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The text encoder's ONNX export (text.runtime auto, ~17 s) is made once for the whole
+# run, not once per test's data dir; CLI and server subprocesses inherit it.
+os.environ.setdefault(
+    "MMRAG_TEXT__EXPORT_DIR",
+    str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "mmrag-models"),
+)
 
 from rag.settings import Settings, load_settings  # noqa: E402
 

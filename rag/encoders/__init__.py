@@ -108,7 +108,8 @@ def build_encoders(settings: Settings) -> Encoders:
     return Encoders(
         clip=_clip_cached(clip.model_dump_json(), off) if clip.enabled else None,
         text=(
-            _text_cached(text.model_dump_json(), off, str(settings.data_path / "models"))
+            _text_cached(text.model_dump_json(), off,
+                         text.export_dir or str(settings.data_path / "models"))
             if text.enabled
             else None
         ),

@@ -88,13 +88,19 @@ def test_clip_bf16_autocast_stays_close_to_fp32(tmp_path: Path) -> None:
     assert not np.array_equal(a, b)  # autocast really ran
 
 
-def test_text_onnx_runtime_matches_torch_and_caches_its_export(tmp_path: Path) -> None:
+def test_text_onnx_runtime_matches_torch_and_caches_its_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MMRAG_TEXT__EXPORT_DIR", raising=False)  # the default: data_dir
     texts = ["rotate the TLS certificate", "renew an SSL cert", "vacuum " * 300, "x"]
-    torch_enc = build_encoders(load_settings("offline", overrides={"data_dir": tmp_path})).text
+    torch_enc = build_encoders(
+        load_settings("offline", overrides={"data_dir": tmp_path, "text": {"runtime": "torch"}})
+    ).text
     s = load_settings("offline", overrides={"data_dir": tmp_path, "text": {"runtime": "onnx"}})
     onnx_enc = build_encoders(s).text
     assert torch_enc is not None and onnx_enc is not None
     a, b = torch_enc.encode(texts), onnx_enc.encode(texts)
+    assert (torch_enc.runtime, onnx_enc.runtime) == ("torch", "onnx")  # type: ignore[attr-defined]
     assert b.shape == (4, 384) and b.dtype == np.float32
     assert ((a * b).sum(axis=1) > 0.9999).all()
     (export,) = (tmp_path / "models").glob("*.onnx")
@@ -108,9 +114,41 @@ def test_text_onnx_runtime_matches_torch_and_caches_its_export(tmp_path: Path) -
 
 def test_text_bf16_on_cpu_stays_close_to_fp32(tmp_path: Path) -> None:
     texts = ["rotate the TLS certificate", "how do I restore a snapshot of the database"]
-    fp32 = build_encoders(load_settings("offline", overrides={"data_dir": tmp_path})).text
-    s = load_settings("offline", overrides={"data_dir": tmp_path, "text": {"precision": "bf16"}})
+    fp32 = build_encoders(load_settings(
+        "offline", overrides={"data_dir": tmp_path, "text": {"runtime": "torch"}})).text
+    s = load_settings("offline", overrides={
+        "data_dir": tmp_path, "text": {"runtime": "torch", "precision": "bf16"}})
     bf16 = build_encoders(s).text
     assert fp32 is not None and bf16 is not None
     cos = (fp32.encode(texts) * bf16.encode(texts)).sum(axis=1)
     assert cos.min() > 0.99
+
+
+def test_text_runtime_auto_is_onnx_on_cpu_and_torch_for_models_it_cannot_export(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sentence_transformers import SentenceTransformer, models
+
+    from rag.encoders.text import SentenceTransformerEncoder, resolve_model_path
+
+    auto = load_settings("offline", overrides={"data_dir": tmp_path}).text
+    assert auto.runtime == "auto"
+    enc = SentenceTransformerEncoder(auto, offline=True, cache_dir=tmp_path / "models")
+    enc.load()
+    assert enc.runtime == "onnx"
+    # A projection head after pooling is not something the export reproduces: auto runs it
+    # on torch (and says so), an explicit onnx refuses it.
+    base = SentenceTransformer(resolve_model_path("all-MiniLM-L6-v2"), device="cpu")
+    dense = models.Dense(384, 8)
+    SentenceTransformer(modules=[base[0], base[1], dense], device="cpu").save(
+        str(tmp_path / "headed"))
+    headed = auto.model_copy(update={"model": str(tmp_path / "headed")})
+    fallback = SentenceTransformerEncoder(headed, offline=True, cache_dir=tmp_path / "models")
+    with caplog.at_level("WARNING"):
+        vecs = fallback.encode(["rotate the TLS certificate"])
+    assert fallback.runtime == "torch" and vecs.shape == (1, 8)
+    assert "runs on torch" in caplog.text and "Transformer + Pooling" in caplog.text
+    strict = SentenceTransformerEncoder(headed.model_copy(update={"runtime": "onnx"}),
+                                        offline=True, cache_dir=tmp_path / "models")
+    with pytest.raises(ConfigError, match="text.runtime: torch"):
+        strict.load()
