@@ -115,6 +115,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--misses", action="store_true", help="print every miss")
     args = ap.parse_args(argv)
 
+    if args.ingest and not any(p.strip().startswith("ingest.workers=") for p in args.set):
+        # OCR in worker processes would bypass CachedOcr (it wraps this process's engine)
+        # and pay full OCR on every experiment.
+        args.set.append("ingest.workers=1")
     settings = settings_for(args.data_dir, args.set)
     pipe = cached_ocr_pipeline(settings)
     try:
