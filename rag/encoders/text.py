@@ -176,7 +176,8 @@ class _ExportedTransformer:
         inputs = [k for k in _INPUTS if k in tokenizer(["probe"], return_tensors="np")]
         path = cache_root / f"{_slug(s.model)}-{_fingerprint(target, model)}.onnx"
         if not path.is_file():
-            log.info("exporting text encoder %s to ONNX (once) at %s", s.model, path)
+            log.info("exporting the text encoder %s to ONNX for the CPU (once, about 20 s) "
+                     "into %s", s.model, path.parent)
             _export(transformer, tokenizer, inputs, path)
         threads = s.threads if s.threads > 0 else 0
         run = _onnxruntime(path, threads) if runtime == "onnx" else _openvino(path, threads)
