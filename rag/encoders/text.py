@@ -180,7 +180,15 @@ class _ExportedTransformer:
                      "into %s", s.model, path.parent)
             _export(transformer, tokenizer, inputs, path)
         threads = s.threads if s.threads > 0 else 0
-        run = _onnxruntime(path, threads) if runtime == "onnx" else _openvino(path, threads)
+        try:
+            run = _onnxruntime(path, threads) if runtime == "onnx" else _openvino(path, threads)
+        except ModelUnavailable:
+            raise
+        except Exception as exc:  # a damaged cached export (disk error, foreign file)
+            raise ModelUnavailable(
+                f"could not load the text encoder's ONNX export {path} ({one_line(exc)}): "
+                "delete that file and it is exported again on the next start"
+            ) from exc
         return cls(run, tokenizer, int(model.max_seq_length), pooling, inputs)
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:

@@ -13,7 +13,7 @@ from PIL import Image
 from rag.device import resolve_device, resolve_dtype
 from rag.encoders import build_encoders
 from rag.encoders.clip import OpenClipEncoder
-from rag.errors import ConfigError
+from rag.errors import ConfigError, ModelUnavailable
 from rag.settings import load_settings
 from tests.conftest import tiny_clip
 
@@ -152,3 +152,24 @@ def test_text_runtime_auto_is_onnx_on_cpu_and_torch_for_models_it_cannot_export(
                                         offline=True, cache_dir=tmp_path / "models")
     with pytest.raises(ConfigError, match="text.runtime: torch"):
         strict.load()
+
+
+def test_a_damaged_onnx_export_is_named_and_auto_runs_on_torch(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from rag.encoders.text import SentenceTransformerEncoder
+
+    auto = load_settings("offline", overrides={"data_dir": tmp_path}).text
+    models = tmp_path / "models"
+    SentenceTransformerEncoder(auto, offline=True, cache_dir=models).load()
+    (export,) = models.glob("*.onnx")
+    export.write_bytes(b"not an onnx graph")  # a disk error, or a foreign file
+    strict = SentenceTransformerEncoder(
+        auto.model_copy(update={"runtime": "onnx"}), offline=True, cache_dir=models)
+    with pytest.raises(ModelUnavailable, match="delete that file") as err:
+        strict.load()
+    assert str(export) in str(err.value)
+    fallback = SentenceTransformerEncoder(auto, offline=True, cache_dir=models)
+    with caplog.at_level("WARNING"):
+        assert fallback.encode(["renew an SSL cert"]).shape == (1, 384)
+    assert fallback.runtime == "torch" and "runs on torch" in caplog.text
