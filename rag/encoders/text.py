@@ -20,6 +20,7 @@ runtime's (cosine > 0.9999, checked by tests and benchmarks/bench_encoders.py).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -175,6 +176,7 @@ class _ExportedTransformer:
         tokenizer = model.tokenizer
         inputs = [k for k in _INPUTS if k in tokenizer(["probe"], return_tensors="np")]
         path = cache_root / f"{_slug(s.model)}-{_fingerprint(target, model)}.onnx"
+        _remove_dead_leftovers(path)
         if not path.is_file():
             log.info("exporting the text encoder %s to ONNX for the CPU (once, about 20 s) "
                      "into %s", s.model, path.parent)
@@ -261,6 +263,28 @@ def _fingerprint(target: str, model: Any) -> str:
     return h.hexdigest()[:16]
 
 
+def _remove_dead_leftovers(path: Path) -> None:
+    """Delete half-written exports (``<stem>.<pid>.raw.onnx`` / ``.tmp``, ~90 MB each) of
+    processes that died mid-export (kill -9, power loss); a live exporter's stay."""
+    for f in path.parent.glob(f"{path.stem}.*"):
+        pid = f.name[len(path.stem) + 1:].split(".", 1)[0]
+        if f == path or not pid.isdigit() or _alive(int(pid)):
+            continue
+        with contextlib.suppress(OSError):
+            f.unlink()
+            log.info("removed %s, left by an export that did not finish", f)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, another user's
+        return True
+    return True
+
+
 def _export(transformer: Any, tokenizer: Any, inputs: list[str], path: Path) -> None:
     """Trace the transformer to ONNX (dynamic batch and length), fuse, write atomically."""
     import torch
@@ -277,10 +301,10 @@ def _export(transformer: Any, tokenizer: Any, inputs: list[str], path: Path) -> 
         ["a probe sentence with padding", "short"], padding=True, return_tensors="pt"
     )
     example = tuple(feats[k] for k in inputs)
-    path.parent.mkdir(parents=True, exist_ok=True)
     raw = path.with_suffix(f".{os.getpid()}.raw.onnx")
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # a read-only data dir fails here
         dynamic = {k: {0: "batch", 1: "tokens"} for k in [*inputs, "hidden"]}
         with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings about Python control flow
@@ -293,11 +317,14 @@ def _export(transformer: Any, tokenizer: Any, inputs: list[str], path: Path) -> 
         os.replace(tmp, path)
     except Exception as exc:
         raise ModelUnavailable(
-            f"could not export the text encoder to ONNX: {one_line(exc)}"
+            f"could not export the text encoder to ONNX in {path.parent} ({one_line(exc)}): "
+            "point text.export_dir (MMRAG_TEXT__EXPORT_DIR) at a writable folder, or set "
+            "text.runtime: torch"
         ) from exc
     finally:
         for f in (raw, tmp):
-            f.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # absent, or its folder never existed
+                f.unlink()
 
 
 def _fuse(src: Path, dst: Path, config: Any) -> None:

@@ -3,6 +3,7 @@ autocast and the ONNX text runtime must give the vectors of the plain fp32 path.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -105,11 +106,18 @@ def test_text_onnx_runtime_matches_torch_and_caches_its_export(
     assert ((a * b).sum(axis=1) > 0.9999).all()
     (export,) = (tmp_path / "models").glob("*.onnx")
     stamp = export.stat().st_mtime_ns
+    # A process killed mid-export leaves ~90 MB behind; the next load removes it, but
+    # never a live exporter's file.
+    dead = export.with_suffix(".999999999.raw.onnx")
+    live = export.with_suffix(f".{os.getpid()}.tmp")
+    dead.write_bytes(b"half")
+    live.write_bytes(b"in progress")
     from rag.encoders.text import SentenceTransformerEncoder
 
     again = SentenceTransformerEncoder(s.text, offline=True, cache_dir=tmp_path / "models")
     np.testing.assert_allclose(again.encode(texts[:2]), b[:2], atol=1e-5)
     assert export.stat().st_mtime_ns == stamp  # reused, not exported again
+    assert not dead.exists() and live.exists()
 
 
 def test_text_bf16_on_cpu_stays_close_to_fp32(tmp_path: Path) -> None:
@@ -173,3 +181,21 @@ def test_a_damaged_onnx_export_is_named_and_auto_runs_on_torch(
     with caplog.at_level("WARNING"):
         assert fallback.encode(["renew an SSL cert"]).shape == (1, 384)
     assert fallback.runtime == "torch" and "runs on torch" in caplog.text
+
+
+def test_an_export_dir_that_cannot_be_written_is_named_and_auto_runs_on_torch(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from rag.encoders.text import SentenceTransformerEncoder
+
+    blocked = tmp_path / "models"
+    blocked.write_text("a file where the export folder should be")  # read-only for root too
+    auto = load_settings("offline", overrides={"data_dir": tmp_path}).text
+    with caplog.at_level("WARNING"):
+        fallback = SentenceTransformerEncoder(auto, offline=True, cache_dir=blocked)
+        assert fallback.encode(["renew an SSL cert"]).shape == (1, 384)
+    assert fallback.runtime == "torch" and str(blocked) in caplog.text
+    strict = SentenceTransformerEncoder(
+        auto.model_copy(update={"runtime": "onnx"}), offline=True, cache_dir=blocked)
+    with pytest.raises(ModelUnavailable, match="text.export_dir"):
+        strict.load()
