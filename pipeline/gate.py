@@ -21,19 +21,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rag.errors import Conflict
+from rag.process import process_alive
 
 POLL_S = 0.02
-
-
-def process_alive(pid: int) -> bool:
-    """Whether a process with this pid exists (signal 0 probes without sending)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class StoreGate:

@@ -33,6 +33,7 @@ import numpy as np
 
 from rag.device import inference, resolve_device, resolve_dtype
 from rag.errors import ConfigError, ModelUnavailable, one_line
+from rag.process import process_alive
 from rag.settings import TextEncoderSettings
 
 log = logging.getLogger(__name__)
@@ -268,21 +269,11 @@ def _remove_dead_leftovers(path: Path) -> None:
     processes that died mid-export (kill -9, power loss); a live exporter's stay."""
     for f in path.parent.glob(f"{path.stem}.*"):
         pid = f.name[len(path.stem) + 1:].split(".", 1)[0]
-        if f == path or not pid.isdigit() or _alive(int(pid)):
+        if f == path or not pid.isdigit() or process_alive(int(pid)):
             continue
         with contextlib.suppress(OSError):
             f.unlink()
             log.info("removed %s, left by an export that did not finish", f)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, another user's
-        return True
-    return True
 
 
 def _export(transformer: Any, tokenizer: Any, inputs: list[str], path: Path) -> None:
