@@ -85,10 +85,11 @@ class SentenceTransformerEncoder:
             from sentence_transformers import SentenceTransformer
 
             s = self.settings
-            runtime = s.runtime
-            if runtime == "auto":
-                runtime = "onnx" if resolve_device(s.device) == "cpu" else "torch"
-            device = "cpu" if runtime != "torch" else resolve_device(s.device)
+            runtime, device = s.runtime, "cpu"
+            if runtime in ("auto", "torch"):
+                device = resolve_device(s.device)
+                if runtime == "auto":
+                    runtime = "onnx" if device == "cpu" else "torch"
             dtype = resolve_dtype(s.precision, device) if runtime == "torch" else None
             if s.threads > 0 and device == "cpu":
                 import torch

@@ -11,7 +11,7 @@ point and its own text chunk) so the top-k shows distinct evidence.
 
 from __future__ import annotations
 
-import threading
+import functools
 
 import numpy as np
 
@@ -19,10 +19,8 @@ from rag.rerank.scoring import dbsf_normalise, document_boost, mmr_order, simila
 from rag.settings import RetrievalSettings
 from rag.types import CLIP, TEXT, Hit, SparseVector, Vector
 
-_blas_lock = threading.Lock()
-_blas_single = False
 
-
+@functools.cache
 def single_thread_blas() -> None:
     """Run numpy's BLAS on one thread in this process, once.
 
@@ -33,14 +31,9 @@ def single_thread_blas() -> None:
     everywhere. Set per process, not per call: a scoped limit would race between
     concurrent requests.
     """
-    global _blas_single
-    with _blas_lock:
-        if _blas_single:
-            return
-        from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits
 
-        threadpool_limits(limits=1, user_api="blas")
-        _blas_single = True
+    threadpool_limits(limits=1, user_api="blas")
 
 
 class ExactReranker:
