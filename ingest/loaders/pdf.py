@@ -211,36 +211,33 @@ class PdfReader(DocumentReader):
             except Exception:
                 pass
         try:
-            doc = self._open_pdfium()
-            with _PDFIUM_LOCK:
-                page = doc[index]
-                try:
-                    textpage = page.get_textpage()
-                    try:
-                        return _clean(textpage.get_text_bounded() or "")
-                    finally:
-                        textpage.close()
-                finally:
-                    page.close()
+            with self._textpage(index) as (_page, textpage):
+                return _clean(textpage.get_text_bounded() or "")
         except Exception:
             return ""
 
     def _layer_boxes(self, index: int) -> list[OcrBox]:
         """Text-layer lines with their boxes from pdfium; [] when pdfium cannot tell."""
         try:
-            doc = self._open_pdfium()
-            with _PDFIUM_LOCK:
-                page = doc[index]
-                try:
-                    textpage = page.get_textpage()
-                    try:
-                        return layer_boxes(textpage, page.get_cropbox())
-                    finally:
-                        textpage.close()
-                finally:
-                    page.close()
+            with self._textpage(index) as (page, textpage):
+                return layer_boxes(textpage, page.get_cropbox())
         except Exception:
             return []
+
+    @contextlib.contextmanager
+    def _textpage(self, index: int) -> Iterator[tuple[Any, Any]]:
+        """A pdfium page and its text page, held under the pdfium lock, closed after."""
+        doc = self._open_pdfium()
+        with _PDFIUM_LOCK:
+            page = doc[index]
+            try:
+                textpage = page.get_textpage()
+                try:
+                    yield page, textpage
+                finally:
+                    textpage.close()
+            finally:
+                page.close()
 
     def _render(self, index: int, number: int) -> Image.Image:
         settings = self.request.ingest
