@@ -8,7 +8,6 @@ message names the endpoint and the setting to check.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,12 +17,11 @@ from PIL import Image
 
 from rag.errors import UpstreamError
 from rag.generate.base import Delta, Done, GenerationEvent, finish, prepare
+from rag.generate.openai_client import LazyOpenAI
 from rag.media import MediaStore
 from rag.settings import GeneratorSettings
 from rag.types import Answer, Hit
 
-# Some endpoints (no auth) still need *a* key, or the SDK refuses to build a client.
-PLACEHOLDER_API_KEY = "not-needed"
 _DETAIL_CHARS = 300
 
 
@@ -62,23 +60,11 @@ class OpenAIGenerator:
         self.settings = settings
         self.media = media
         self.max_retries = max_retries
-        self._client: OpenAI | None = None
-        self._lock = threading.Lock()
+        self._openai = LazyOpenAI(lambda: self.settings.openai, max_retries)
 
-    # The SDK client is cheap, but building it lazily keeps construction free of I/O
-    # and lets settings be fixed up (tests, CLI flags) before first use.
     @property
     def client(self) -> OpenAI:
-        with self._lock:
-            if self._client is None:
-                s = self.settings.openai
-                self._client = OpenAI(
-                    base_url=s.base_url,
-                    api_key=s.api_key or PLACEHOLDER_API_KEY,
-                    timeout=s.timeout_s,
-                    max_retries=self.max_retries,
-                )
-            return self._client
+        return self._openai.get()
 
     def load(self) -> None:
         """Nothing to load locally; the model lives on the server."""

@@ -15,7 +15,6 @@ import json
 import logging
 import math
 import re
-import threading
 from typing import TYPE_CHECKING, Any
 
 import openai
@@ -23,6 +22,7 @@ from openai import OpenAI
 
 from rag.errors import ConfigError, NotFound, UpstreamError, one_line
 from rag.generate.images import resize_for_model, to_data_url
+from rag.generate.openai_client import LazyOpenAI
 from rag.rerank.base import keep_unscored_slots
 from rag.settings import RetrievalSettings
 from rag.types import Hit, Vector
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PLACEHOLDER_API_KEY = "not-needed"
 MAX_SCORE = 10.0
 
 SYSTEM_PROMPT = """\
@@ -186,21 +185,11 @@ class VlmReranker:
             )
         self.media = media
         self.max_retries = max_retries
-        self._client: OpenAI | None = None
-        self._lock = threading.Lock()
+        self._openai = LazyOpenAI(lambda: self.settings, max_retries)
 
     @property
     def client(self) -> OpenAI:
-        with self._lock:
-            if self._client is None:
-                s = self.settings
-                self._client = OpenAI(
-                    base_url=s.base_url,
-                    api_key=s.api_key or PLACEHOLDER_API_KEY,
-                    timeout=s.timeout_s,
-                    max_retries=self.max_retries,
-                )
-            return self._client
+        return self._openai.get()
 
     def load(self) -> None:
         """Nothing to load locally; the model lives on the server."""
