@@ -18,16 +18,11 @@ import gzip
 import json
 import os
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -37,7 +32,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import anyio  # noqa: E402
 import httpx  # noqa: E402
 import httpx2  # noqa: E402
-import uvicorn  # noqa: E402
+from _server import running  # noqa: E402  (benchmarks/ is the script's folder)
 from mcp import Client, StdioServerParameters  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
@@ -53,30 +48,6 @@ def queries() -> list[str]:
     lines = (ROOT / "examples" / "queries.jsonl").read_text().splitlines()
     return [json.loads(x)["query"] for x in lines if x.strip() and "query" in json.loads(x)
             and json.loads(x)["query"]]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def running(app: Any) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("server failed to start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 Timings = dict[str, list[float]]
