@@ -102,7 +102,14 @@ class RapidOcr:
         return self._engine
 
     def _after_load(self, engine: RapidOCR) -> None:
-        """Hook for backends that swap the inference sessions (see ``torch_ocr``)."""
+        """Swap the detector's and recogniser's sessions for fused ones (:mod:`rag.ocr.fuse`,
+        ``ocr.fuse_layers``); backends that run other sessions override this (``torch_ocr``)."""
+        if not self.settings.fuse_layers:
+            return
+        from rag.ocr.fuse import fused_session
+
+        for runner in (engine.text_det.infer, engine.text_rec.session):
+            runner.session = fused_session(runner.session)
 
     def read(self, image: Image.Image) -> list[OcrBox]:
         """OCR lines of ``image`` in reading order, boxes normalised to ``image``."""
