@@ -62,7 +62,7 @@ def copy_corpus(src: Path, dst: Path, copies: int) -> None:
 
 def naive_ingest(folder: Path) -> tuple[float, int]:
     """What a straightforward script does: one file at a time, RapidOCR's models as they
-    ship (no fused layers) with onnxruntime's default threads, MiniLM on torch through
+    ship (onnxruntime, no fused layers) with its default threads, MiniLM on torch through
     sentence-transformers and BM25 per file, vectors kept in lists. The loaders and the
     OCR tuning (stretch, no direction classifier) are mmrag's, so both read the same
     text."""
@@ -73,7 +73,7 @@ def naive_ingest(folder: Path) -> tuple[float, int]:
 
     settings = load_settings("offline", overrides={
         "data_dir": folder.parent / "naive", "text": {"runtime": "torch"},
-        "ocr": {"fuse_layers": False}})
+        "ocr": {"runtime": "onnxruntime", "fuse_layers": False}})
     encoders = build_encoders(settings)
     encoders.load()
     ocr = build_ocr(settings.ocr)

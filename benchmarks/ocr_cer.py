@@ -47,7 +47,8 @@ FONTS = [
 VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     # name: (OcrSettings fields, RapidOCR constructor options)
     "default": ({}, {}),
-    "unfused": ({"fuse_layers": False}, {}),
+    "onnxruntime": ({"runtime": "onnxruntime"}, {}),
+    "unfused": ({"runtime": "onnxruntime", "fuse_layers": False}, {}),
     "baseline": ({"stretch_x": 1.0}, {}),
     "unclip1.6": ({"stretch_x": 1.0}, {"det_unclip_ratio": 1.6}),
     "stretch1.3": ({"stretch_x": 1.3}, {}),
@@ -124,7 +125,7 @@ def samples(sizes: list[int], scan_size: int) -> list[tuple[str, int, list[str],
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--variants", default="default,unfused")
+    parser.add_argument("--variants", default="default,onnxruntime,unfused")
     parser.add_argument("--sizes", default="11,16")
     parser.add_argument("--scan-size", type=int, default=22)
     parser.add_argument("--show", action="store_true", help="print every misread sample")

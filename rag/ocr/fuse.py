@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -265,7 +266,12 @@ def fused_session(session: Any) -> Any:
             providers=providers,
             provider_options=[options.get(name, {}) for name in providers],
         )
-        difference = _probe_difference(session, fused)
+        original_input = session.get_inputs()[0].name
+        fused_input = fused.get_inputs()[0].name
+        difference = probe_difference(
+            lambda x: session.run(None, {original_input: x}),
+            lambda x: fused.run(None, {fused_input: x}),
+        )
         if not difference <= TOLERANCE:
             raise ValueError(f"its output differs by {difference:.2g} on a probe input")
     except Exception as exc:
@@ -275,12 +281,12 @@ def fused_session(session: Any) -> Any:
     return fused
 
 
-def _probe_difference(original: Any, fused: Any) -> float:
-    """Largest output difference of the two sessions on one small random image (64 x 128:
-    the detector needs sides divisible by 32, the recogniser takes any)."""
-    inp = original.get_inputs()[0]
-    channels = inp.shape[1] if isinstance(inp.shape[1], int) else 3
+Runner = Callable[[np.ndarray], Sequence[np.ndarray]]
+
+
+def probe_difference(original: Runner, candidate: Runner, channels: int = 3) -> float:
+    """Largest output difference of two runners of one model on one small random image
+    (64 x 128: the detector needs sides divisible by 32, the recogniser takes any)."""
     probe = np.random.default_rng(0).random((1, channels, 64, 128), dtype=np.float32) * 2 - 1
-    a = original.run(None, {inp.name: probe})
-    b = fused.run(None, {fused.get_inputs()[0].name: probe})
+    a, b = original(probe), candidate(probe)
     return max(float(np.abs(x - y).max()) for x, y in zip(a, b, strict=True))

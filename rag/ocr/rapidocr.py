@@ -1,12 +1,14 @@
-"""OCR with RapidOCR (PaddleOCR's PP-OCR models on onnxruntime).
+"""OCR with RapidOCR (PaddleOCR's PP-OCR models on OpenVINO or onnxruntime).
 
 The ``rapidocr-onnxruntime`` wheel ships its detection, direction and recognition models,
-so this backend works offline with nothing to download. Its types (numpy arrays,
-quadrilaterals, its exceptions) stay inside this module.
+so this backend works offline with nothing to download. RapidOCR's pre- and
+post-processing run as they are; the two model sessions run on ``ocr.runtime``. Its
+types (numpy arrays, quadrilaterals, its exceptions) stay inside this module.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from typing import TYPE_CHECKING, Any
@@ -20,6 +22,8 @@ from rag.types import OcrBox
 
 if TYPE_CHECKING:
     from rapidocr_onnxruntime import RapidOCR
+
+log = logging.getLogger(__name__)
 
 # RapidOCR's defaults are tuned for Chinese photos and read English documents badly. On
 # rendered pages and screenshots (DejaVu/Times/Helvetica, 9-28 px text) word recall
@@ -74,6 +78,8 @@ class RapidOcr:
         self.options = {**_TUNING, **(options or {})}
         self._engine: RapidOCR | None = None
         self._lock = threading.Lock()
+        # What runs the models once loaded: "onnxruntime" or "openvino".
+        self.runtime = ""
 
     def load(self) -> None:
         """Create the ONNX sessions now (idempotent), e.g. from a CLI command or lifespan."""
@@ -102,14 +108,32 @@ class RapidOcr:
         return self._engine
 
     def _after_load(self, engine: RapidOCR) -> None:
-        """Swap the detector's and recogniser's sessions for fused ones (:mod:`rag.ocr.fuse`,
-        ``ocr.fuse_layers``); backends that run other sessions override this (``torch_ocr``)."""
-        if not self.settings.fuse_layers:
-            return
-        from rag.ocr.fuse import fused_session
+        """Run the detector and recogniser on ``ocr.runtime``: OpenVINO, or onnxruntime with
+        fused graphs (:mod:`rag.ocr.fuse`, ``ocr.fuse_layers``). Backends that run other
+        sessions override this (``torch_ocr``)."""
+        runtime = self.settings.runtime
+        if runtime != "onnxruntime":
+            from rag.ocr import openvino_session as ov
 
-        for runner in (engine.text_det.infer, engine.text_rec.session):
-            runner.session = fused_session(runner.session)
+            try:
+                if runtime == "auto" and not ov.available():
+                    raise ModelUnavailable("the openvino package is not installed")
+                det = ov.openvino_session(engine.text_det.infer, self.settings.threads)
+                rec = ov.openvino_session(engine.text_rec.session, self.settings.threads)
+            except ModelUnavailable as exc:
+                if runtime == "openvino":
+                    raise
+                log.warning("OCR runs on onnxruntime: %s", exc)
+            else:
+                engine.text_det.infer, engine.text_rec.session = det, rec
+                self.runtime = "openvino"
+                return
+        self.runtime = "onnxruntime"
+        if self.settings.fuse_layers:
+            from rag.ocr.fuse import fused_session
+
+            for runner in (engine.text_det.infer, engine.text_rec.session):
+                runner.session = fused_session(runner.session)
 
     def read(self, image: Image.Image) -> list[OcrBox]:
         """OCR lines of ``image`` in reading order, boxes normalised to ``image``."""

@@ -36,6 +36,7 @@ class RapidOcrTorch(RapidOcr):
 
     def _after_load(self, engine: RapidOCR) -> None:
         self.device = resolve_device(self.settings.device)
+        self.runtime = "torch"
         det = engine.text_det.infer
         rec = engine.text_rec.session
         engine.text_det.infer = TorchSession(onnx_path(det), self.device)

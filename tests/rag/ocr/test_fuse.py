@@ -64,6 +64,7 @@ def test_fused_model_computes_the_same_function(path: Path, shape: tuple[int, ..
 
 
 def scan_like(image: Image.Image) -> Image.Image:
+    """A scanner's look: a slight tilt, grey ink on grey paper, noise and blur."""
     grey = image.convert("L").rotate(0.6, resample=Image.Resampling.BICUBIC, fillcolor=255)
     arr = 40 + np.asarray(grey).astype(np.float32) * (232 - 40) / 255
     arr += np.random.default_rng(3).normal(0, 2.5, size=arr.shape)
@@ -72,8 +73,8 @@ def scan_like(image: Image.Image) -> Image.Image:
 
 
 def test_fused_engine_reads_exactly_what_the_original_reads() -> None:
-    plain = RapidOcr(OcrSettings(fuse_layers=False, threads=1))
-    fused = RapidOcr(OcrSettings(threads=1))
+    plain = RapidOcr(OcrSettings(runtime="onnxruntime", fuse_layers=False, threads=1))
+    fused = RapidOcr(OcrSettings(runtime="onnxruntime", threads=1))
     images = [
         text_image(["Total due: $1,245.00", "Ref. INV-2024/117 (paid 3 Dec)"], size=22,
                    width=640),

@@ -260,14 +260,18 @@ def test_torch_backend_reads_exactly_what_onnxruntime_reads(engine: RapidOcr) ->
     assert torch_engine.device == "cpu"
 
 
-def test_threads_option_makes_single_threaded_sessions() -> None:
-    single = RapidOcr(OcrSettings(threads=1))
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_threads_option_makes_single_threaded_sessions(runtime: str) -> None:
+    single = RapidOcr(OcrSettings(threads=1, runtime=runtime))  # type: ignore[arg-type]
     single.load()
     engine = single._engine
-    assert engine is not None
+    assert engine is not None and single.runtime == runtime
     for session in (engine.text_det.infer, engine.text_rec.session):
-        opts = session.session.get_session_options()
-        assert opts.intra_op_num_threads == 1 and opts.inter_op_num_threads == 1
+        if runtime == "openvino":
+            assert session.threads == 1
+        else:
+            opts = session.session.get_session_options()
+            assert opts.intra_op_num_threads == 1 and opts.inter_op_num_threads == 1
     assert [b.text for b in single.read(text_image(SENTENCE[:1], size=36, width=700))] == (
         SENTENCE[:1]
     )
