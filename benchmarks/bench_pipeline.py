@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import statistics
 import sys
 import tempfile
@@ -141,6 +142,11 @@ def main() -> None:
                          f"{rep.seconds:.1f}s, {len(rep.files) / rep.seconds:.2f} files/s, "
                          f"{chunks / rep.seconds:.1f} chunks/s; "
                          f"{rep.seconds / naive_s:.2f}x the naive script's time"))
+        # Worker processes have exited with the pool: the largest one's peak resident set.
+        worker_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        own_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rows.append(("peak RSS: one ingest worker / this process so far",
+                     f"{worker_peak:.0f} MB / {own_peak:.0f} MB"))
 
         s2 = load_settings("offline", overrides={"data_dir": tmpd / "d2"})
         pipe = Pipeline(s2)
