@@ -78,7 +78,7 @@ class RapidOcr:
         self.options = {**_TUNING, **(options or {})}
         self._engine: RapidOCR | None = None
         self._lock = threading.Lock()
-        # What runs the models once loaded: "onnxruntime" or "openvino".
+        # What runs the models once loaded: "openvino", "onnxruntime" or "onnxruntime-cuda".
         self.runtime = ""
 
     def load(self) -> None:
@@ -96,7 +96,8 @@ class RapidOcr:
                     "(pip install rapidocr-onnxruntime), or set ocr.enabled: false"
                 ) from exc
             try:
-                self._engine = RapidOCR(**{**engine_options(self.settings), **self.options})
+                options = {**engine_options(self.settings), **self._cuda_options(), **self.options}
+                self._engine = RapidOCR(**options)
                 self._after_load(self._engine)
             except MmragError:
                 raise
@@ -107,12 +108,32 @@ class RapidOcr:
                 ) from exc
         return self._engine
 
+    def _cuda_options(self) -> dict[str, bool]:
+        """RapidOCR's CUDA switches, on when onnxruntime has its CUDA provider (the ``gpu``
+        extra, onnxruntime-gpu) and ``ocr.device`` resolves to a CUDA device; OpenVINO is
+        then not used (``ocr.runtime: openvino`` keeps the CPU)."""
+        if self.settings.runtime == "openvino":
+            return {}
+        import onnxruntime as ort
+
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            return {}  # the CPU wheel: no torch import just to ask about CUDA
+        from rag.device import resolve_device
+
+        if not resolve_device(self.settings.device).startswith("cuda"):
+            return {}
+        return {"det_use_cuda": True, "cls_use_cuda": True, "rec_use_cuda": True}
+
     def _after_load(self, engine: RapidOCR) -> None:
         """Run the detector and recogniser on ``ocr.runtime``: OpenVINO, or onnxruntime with
-        fused graphs (:mod:`rag.ocr.fuse`, ``ocr.fuse_layers``). Backends that run other
-        sessions override this (``torch_ocr``)."""
-        runtime = self.settings.runtime
-        if runtime != "onnxruntime":
+        fused graphs (:mod:`rag.ocr.fuse`, ``ocr.fuse_layers``), on CUDA when
+        :meth:`_cuda_options` turned it on. Backends that run other sessions override
+        this (``torch_ocr``)."""
+        runtime: str = self.settings.runtime
+        providers = engine.text_rec.session.session.get_providers()
+        if providers[0] == "CUDAExecutionProvider":
+            runtime = "onnxruntime-cuda"
+        elif runtime != "onnxruntime":
             from rag.ocr import openvino_session as ov
 
             try:
@@ -128,7 +149,7 @@ class RapidOcr:
                 engine.text_det.infer, engine.text_rec.session = det, rec
                 self.runtime = "openvino"
                 return
-        self.runtime = "onnxruntime"
+        self.runtime = "onnxruntime-cuda" if runtime == "onnxruntime-cuda" else "onnxruntime"
         if self.settings.fuse_layers:
             from rag.ocr.fuse import fused_session
 

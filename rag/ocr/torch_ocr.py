@@ -34,6 +34,9 @@ class RapidOcrTorch(RapidOcr):
         super().__init__(settings)
         self.device = "cpu"
 
+    def _cuda_options(self) -> dict[str, bool]:
+        return {}  # its onnxruntime sessions are only read for their model files
+
     def _after_load(self, engine: RapidOCR) -> None:
         self.device = resolve_device(self.settings.device)
         self.runtime = "torch"

@@ -83,3 +83,44 @@ def test_openvino_output_that_disagrees_is_not_used(monkeypatch: pytest.MonkeyPa
     auto = RapidOcr(OcrSettings(threads=1))
     auto.load()
     assert auto.runtime == "onnxruntime"
+
+
+def test_onnxruntime_gpu_turns_on_rapidocrs_cuda_switches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ``gpu`` extra (onnxruntime-gpu) cannot run here: pretend onnxruntime offers CUDA
+    and torch sees a GPU, and check what we ask RapidOCR for. Its CPU wheel then falls back
+    to the CPU provider by itself, and the engine reads on the CPU's runtime."""
+    import onnxruntime
+    import rapidocr_onnxruntime
+
+    import rag.device
+
+    sent: list[dict[str, Any]] = []
+    real = rapidocr_onnxruntime.RapidOCR
+
+    def recording(**kwargs: Any) -> Any:
+        sent.append(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(rapidocr_onnxruntime, "RapidOCR", recording)
+    monkeypatch.setattr(onnxruntime, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(rag.device, "resolve_device", lambda name: "cuda")
+    engine = RapidOcr(OcrSettings(threads=1))
+    assert [b.text for b in engine.read(text_image(IMAGES[0][0], size=22, width=640))] == (
+        IMAGES[0][0]
+    )
+    (options,) = sent
+    assert options["det_use_cuda"] and options["rec_use_cuda"] and options["cls_use_cuda"]
+    # No CUDA provider really came up (CPU wheel), so the CPU's default runtime took over.
+    assert engine.runtime == "openvino"
+
+    sent.clear()
+    monkeypatch.setattr(rag.device, "resolve_device", lambda name: "cpu")
+    cpu = RapidOcr(OcrSettings(threads=1))
+    cpu.load()
+    assert "det_use_cuda" not in sent[0] and cpu.runtime == "openvino"
+
+    sent.clear()  # ocr.runtime: openvino never asks for CUDA
+    monkeypatch.setattr(rag.device, "resolve_device", lambda name: "cuda")
+    RapidOcr(OcrSettings(threads=1, runtime="openvino")).load()
+    assert "det_use_cuda" not in sent[0]
