@@ -138,13 +138,13 @@ class OcrSettings(_Section):
     # decodes CTC steps along x; a wider line gives repeated digits ("000") and spaces
     # enough steps not to be merged away (1.0: off; 1.3 measured in benchmarks/ocr_cer.py).
     stretch_x: float = 1.3
-    # What runs the rapidocr backend's models on the CPU: "openvino" (about 1.46x faster
+    # What runs the rapidocr backend's models on the CPU: "openvino" (about 1.4x faster
     # than onnxruntime on one thread, the same text; rag/ocr/openvino_session.py),
     # "onnxruntime", or "auto": OpenVINO when the package is installed (it is a dependency)
     # and it compiles the models, else onnxruntime with a warning.
     runtime: Literal["auto", "onnxruntime", "openvino"] = "auto"
     # onnxruntime only: fold PP-OCR's element-wise layer chains into its convolutions when
-    # the models load (rag/ocr/fuse.py): the same text, 1.5-1.8x faster than unfused.
+    # the models load (rag/ocr/fuse.py): the same text, 1.9x faster than unfused.
     fuse_layers: bool = True
 
 

@@ -1,7 +1,7 @@
 """PP-OCR's detector and recogniser on OpenVINO's CPU runtime (``ocr.runtime``).
 
 OpenVINO compiles RapidOCR's own ONNX files (no conversion step, nothing cached on disk)
-and runs them about 1.46x faster than onnxruntime with the fused graphs of
+and runs them about 1.4x faster than onnxruntime with the fused graphs of
 :mod:`rag.ocr.fuse` on one thread per worker, the ingest default (benchmarks/ENCODERS.md);
 on two threads the gain is 1.2x. Precision is pinned to f32, so CPUs with bf16 units do
 not change the text. RapidOCR's pre- and post-processing stay as they are; only the two
