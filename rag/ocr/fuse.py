@@ -40,6 +40,26 @@ def fuse(model: Any) -> tuple[Any, dict[str, int]]:
     return _Fuser(model).run()
 
 
+def constants_to_initializers(graph: Any) -> None:
+    """Move the tensors of ``Constant`` nodes into ``graph``'s initializers (in place):
+    PaddlePaddle's export stores its weights as Constant nodes, and both the rewrites here
+    and onnx2torch (``torch_ocr``) read weights from initializers."""
+    import onnx
+
+    kept = []
+    for node in graph.node:
+        attrs = list(node.attribute)
+        if node.op_type == "Constant" and len(attrs) == 1 and attrs[0].name == "value":
+            tensor = onnx.TensorProto()
+            tensor.CopyFrom(attrs[0].t)
+            tensor.name = node.output[0]
+            graph.initializer.append(tensor)
+        else:
+            kept.append(node)
+    del graph.node[:]
+    graph.node.extend(kept)
+
+
 class _Fuser:
     def __init__(self, model: Any) -> None:
         from onnx import numpy_helper
@@ -47,7 +67,7 @@ class _Fuser:
         self.model = model
         self.graph = model.graph
         self.counts: dict[str, int] = defaultdict(int)
-        self._constants_to_initializers()
+        constants_to_initializers(self.graph)
         self.weights: dict[str, np.ndarray] = {
             t.name: numpy_helper.to_array(t).copy() for t in self.graph.initializer
         }
@@ -61,21 +81,6 @@ class _Fuser:
         return self.model, dict(self.counts)
 
     # -- graph helpers ---------------------------------------------------------------
-
-    def _constants_to_initializers(self) -> None:
-        import onnx
-
-        kept = []
-        for node in self.graph.node:
-            attrs = list(node.attribute)
-            if node.op_type == "Constant" and len(attrs) == 1 and attrs[0].name == "value":
-                tensor = onnx.TensorProto()
-                tensor.CopyFrom(attrs[0].t)
-                tensor.name = node.output[0]
-                self.graph.initializer.append(tensor)
-            else:
-                kept.append(node)
-        self._set_nodes(kept)
 
     def _set_nodes(self, nodes: list[Any]) -> None:
         del self.graph.node[:]

@@ -14,6 +14,7 @@ Each compiled model keeps per-shape kernels: a worker process's OCR engine peaks
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,7 +49,6 @@ class OpenVinoSession:
         if threads > 0:
             config["INFERENCE_NUM_THREADS"] = threads
         core = ov.Core()
-        self.model_path = model_path
         self.compiled = core.compile_model(core.read_model(model_path), "CPU", config)
         self._request = self.compiled.create_infer_request()
         self._lock = threading.Lock()
@@ -67,16 +67,12 @@ class OpenVinoSession:
             return [np.array(out[0], copy=True)]
 
 
-def openvino_session(runner: Any, threads: int) -> OpenVinoSession:
-    """An :class:`OpenVinoSession` over the model behind RapidOCR's ``runner`` (an
-    ``OrtInferSession``), checked against it on a probe input.
+def openvino_session(path: Path, session: Any, threads: int) -> OpenVinoSession:
+    """An :class:`OpenVinoSession` over the ONNX file ``path``, checked on a probe input
+    against ``session``, the onnxruntime session RapidOCR made of it.
 
     Raises :class:`~rag.errors.ModelUnavailable` naming the model when OpenVINO is missing,
     cannot compile it, or computes something else."""
-    session: Any = getattr(runner, "session", None)
-    path = getattr(session, "_model_path", None)
-    if session is None or not path:
-        raise ModelUnavailable("could not find the RapidOCR model file to run on OpenVINO")
     try:
         compiled = OpenVinoSession(str(path), threads)
     except ImportError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image
@@ -129,32 +130,39 @@ class RapidOcr:
         fused graphs (:mod:`rag.ocr.fuse`, ``ocr.fuse_layers``), on CUDA when
         :meth:`_cuda_options` turned it on. Backends that run other sessions override
         this (``torch_ocr``)."""
-        runtime: str = self.settings.runtime
-        providers = engine.text_rec.session.session.get_providers()
-        if providers[0] == "CUDAExecutionProvider":
-            runtime = "onnxruntime-cuda"
-        elif runtime != "onnxruntime":
-            from rag.ocr import openvino_session as ov
-
-            try:
-                if runtime == "auto" and not ov.available():
-                    raise ModelUnavailable("the openvino package is not installed")
-                det = ov.openvino_session(engine.text_det.infer, self.settings.threads)
-                rec = ov.openvino_session(engine.text_rec.session, self.settings.threads)
-            except ModelUnavailable as exc:
-                if runtime == "openvino":
-                    raise
-                log.warning("OCR runs on onnxruntime: %s", exc)
-            else:
-                engine.text_det.infer, engine.text_rec.session = det, rec
-                self.runtime = "openvino"
-                return
-        self.runtime = "onnxruntime-cuda" if runtime == "onnxruntime-cuda" else "onnxruntime"
+        if engine.text_rec.session.session.get_providers()[0] == "CUDAExecutionProvider":
+            self.runtime = "onnxruntime-cuda"
+        elif self.settings.runtime != "onnxruntime" and self._swap_to_openvino(engine):
+            self.runtime = "openvino"
+            return
+        else:
+            self.runtime = "onnxruntime"
         if self.settings.fuse_layers:
             from rag.ocr.fuse import fused_session
 
             for runner in (engine.text_det.infer, engine.text_rec.session):
                 runner.session = fused_session(runner.session)
+
+    def _swap_to_openvino(self, engine: RapidOCR) -> bool:
+        """Put OpenVINO sessions in place of the detector's and recogniser's; False (with a
+        warning) when ``auto`` cannot, raised when ``ocr.runtime`` is ``openvino``."""
+        from rag.ocr import openvino_session as ov
+
+        try:
+            if self.settings.runtime == "auto" and not ov.available():
+                raise ModelUnavailable("the openvino package is not installed")
+            det, rec = (
+                ov.openvino_session(onnx_file(runner, "run on OpenVINO"), runner.session,
+                                    self.settings.threads)
+                for runner in (engine.text_det.infer, engine.text_rec.session)
+            )
+        except ModelUnavailable as exc:
+            if self.settings.runtime == "openvino":
+                raise
+            log.warning("OCR runs on onnxruntime: %s", exc)
+            return False
+        engine.text_det.infer, engine.text_rec.session = det, rec
+        return True
 
     def read(self, image: Image.Image) -> list[OcrBox]:
         """OCR lines of ``image`` in reading order, boxes normalised to ``image``."""
@@ -182,6 +190,15 @@ class RapidOcr:
                 continue
             boxes.append(OcrBox(fix_digits(text), quad_to_box(quad, width, height), score))
         return boxes
+
+
+def onnx_file(runner: Any, purpose: str) -> Path:
+    """The ONNX file behind one of RapidOCR's ``OrtInferSession`` runners, for backends
+    that run it elsewhere (``purpose`` words the error: "convert to torch")."""
+    path = getattr(getattr(runner, "session", None), "_model_path", None)
+    if not path:
+        raise ModelUnavailable(f"could not find the RapidOCR model file to {purpose}")
+    return Path(path)
 
 
 def _threads(n: int) -> dict[str, int]:

@@ -20,7 +20,8 @@ import numpy as np
 
 from rag.device import resolve_device
 from rag.errors import ModelUnavailable, one_line
-from rag.ocr.rapidocr import RapidOcr
+from rag.ocr.fuse import constants_to_initializers
+from rag.ocr.rapidocr import RapidOcr, onnx_file
 from rag.settings import OcrSettings
 
 if TYPE_CHECKING:
@@ -42,16 +43,9 @@ class RapidOcrTorch(RapidOcr):
         self.runtime = "torch"
         det = engine.text_det.infer
         rec = engine.text_rec.session
-        engine.text_det.infer = TorchSession(onnx_path(det), self.device)
-        engine.text_rec.session = TorchSession(onnx_path(rec), self.device)
-
-
-def onnx_path(session: Any) -> Path:
-    """The model file behind one of RapidOCR's onnxruntime sessions."""
-    path = getattr(getattr(session, "session", None), "_model_path", None)
-    if not path:
-        raise ModelUnavailable("could not find the RapidOCR model file to convert to torch")
-    return Path(path)
+        purpose = "convert to torch"
+        engine.text_det.infer = TorchSession(onnx_file(det, purpose), self.device)
+        engine.text_rec.session = TorchSession(onnx_file(rec, purpose), self.device)
 
 
 class TorchSession:
@@ -102,19 +96,7 @@ def convert(model_file: Path) -> Any:
 def _prepare(model: Any) -> Any:
     import onnx
 
-    graph = model.graph
-    kept = []
-    for node in graph.node:
-        attrs = list(node.attribute)
-        if node.op_type == "Constant" and len(attrs) == 1 and attrs[0].name == "value":
-            tensor = onnx.TensorProto()
-            tensor.CopyFrom(attrs[0].t)
-            tensor.name = node.output[0]
-            graph.initializer.append(tensor)
-        else:
-            kept.append(node)
-    del graph.node[:]
-    graph.node.extend(kept)
+    constants_to_initializers(model.graph)
     model = onnx.shape_inference.infer_shapes(model)
     graph = model.graph
     infos = list(graph.value_info) + list(graph.input) + list(graph.output)
