@@ -87,6 +87,18 @@ def mixed_pdf(text_lines: Sequence[str], scanned: Image.Image) -> bytes:
     return buf.getvalue()
 
 
+def scan_like(image: Image.Image) -> Image.Image:
+    """A scanner's look: a slight tilt, grey ink on grey paper, noise and blur."""
+    import numpy as np
+    from PIL import ImageFilter
+
+    grey = image.convert("L").rotate(0.6, resample=Image.Resampling.BICUBIC, fillcolor=255)
+    arr = 40 + np.asarray(grey).astype(np.float32) * (232 - 40) / 255
+    arr += np.random.default_rng(3).normal(0, 2.5, size=arr.shape)
+    out = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), mode="L")
+    return out.filter(ImageFilter.GaussianBlur(0.45)).convert("RGB")
+
+
 def scanned_pdf(images: Sequence[Image.Image], dpi: float = 100.0) -> bytes:
     """An image-only PDF, as a scanner writes it (Pillow's PDF writer)."""
     first, *rest = [im.convert("RGB") for im in images]

@@ -11,13 +11,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from PIL import Image, ImageFilter
 
 import rag.ocr.fuse as fuse_module
 from rag.ocr import RapidOcr
 from rag.ocr.fuse import fuse, fused_session
 from rag.settings import OcrSettings
-from tests.ingest.files import text_image
+from tests.ingest.files import scan_like, text_image
 
 MODELS = Path(__import__("rapidocr_onnxruntime").__file__).parent / "models"
 DET = MODELS / "ch_PP-OCRv4_det_infer.onnx"
@@ -61,15 +60,6 @@ def test_fused_model_computes_the_same_function(path: Path, shape: tuple[int, ..
     assert np.abs(want - got).max() < 1e-4
     if path == REC:  # CTC decoding takes the argmax per step: it must not move
         assert (want.argmax(-1) == got.argmax(-1)).all()
-
-
-def scan_like(image: Image.Image) -> Image.Image:
-    """A scanner's look: a slight tilt, grey ink on grey paper, noise and blur."""
-    grey = image.convert("L").rotate(0.6, resample=Image.Resampling.BICUBIC, fillcolor=255)
-    arr = 40 + np.asarray(grey).astype(np.float32) * (232 - 40) / 255
-    arr += np.random.default_rng(3).normal(0, 2.5, size=arr.shape)
-    out = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), mode="L")
-    return out.filter(ImageFilter.GaussianBlur(0.45)).convert("RGB")
 
 
 def test_fused_engine_reads_exactly_what_the_original_reads() -> None:

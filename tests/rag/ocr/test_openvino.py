@@ -12,8 +12,7 @@ from rag.errors import ModelUnavailable
 from rag.ocr import RapidOcr
 from rag.ocr.openvino_session import OpenVinoSession
 from rag.settings import OcrSettings
-from tests.ingest.files import text_image
-from tests.rag.ocr.test_fuse import scan_like
+from tests.ingest.files import scan_like, text_image
 
 IMAGES = [
     (["Total due: $1,245.00", "Ref. INV-2024/117 (paid 3 Dec)"], 22, 640),
