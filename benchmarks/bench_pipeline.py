@@ -131,69 +131,98 @@ def main() -> None:
     ap.add_argument("--text-files", type=int, default=200)
     ap.add_argument("--searches", type=int, default=200)
     ap.add_argument("--copies", type=int, default=3)
+    ap.add_argument("--corpus", type=Path, default=None,
+                    help="ingest this folder (e.g. eval/corpus) instead of the example "
+                         "corpus copies")
+    ap.add_argument("--ingest-only", action="store_true",
+                    help="only the OCR-on comparison with the naive script (part 2)")
     args = ap.parse_args()
     rows: list[tuple[str, str]] = []
 
     with tempfile.TemporaryDirectory() as tmp:
         tmpd = Path(tmp)
-        docs = tmpd / "text"
-        docs.mkdir()
-        make_text_corpus(docs, args.text_files)
-        s = load_settings("offline", overrides={"data_dir": tmpd / "d1", "ocr": {"enabled": False}})
-        pipe = Pipeline(s)
-        pipe.load()
-        rep = pipe.ingest("bench", [str(docs)])
-        chunks = sum(f.chunks for f in rep.files)
-        rows.append(("text ingest, no OCR (files)", f"{len(rep.files) / rep.seconds:.1f} files/s"))
-        rows.append(("text ingest, no OCR (chunks)",
-                     f"{chunks / rep.seconds:.1f} chunks/s ({chunks} chunks, {rep.seconds:.1f}s)"))
-        pipe.close()
-
-        mixed = tmpd / "mixed"
-        copy_corpus(ROOT / "examples" / "corpus", mixed, args.copies)
-        naive_s, naive_chunks = naive_ingest(mixed)
-        rows.append(("naive single-process script, OCR on",
-                     f"{naive_s:.1f}s ({naive_chunks} chunks)"))
-        workers_peak = ChildPeak()
-        for workers in (0, -1):
-            s3 = load_settings("offline", overrides={"data_dir": tmpd / f"w{workers}",
-                                                     "ingest": {"workers": workers}})
-            with Pipeline(s3) as p3:
-                p3.load()
-                if workers:
-                    workers_peak.start()
-                rep = p3.ingest("mixed", [str(mixed)])
-                if workers:
-                    workers_peak.stop.set()
-            chunks = sum(f.chunks for f in rep.files)
-            rows.append((f"mmrag ingest, OCR on, workers={workers}",
-                         f"{rep.seconds:.1f}s, {len(rep.files) / rep.seconds:.2f} files/s, "
-                         f"{chunks / rep.seconds:.1f} chunks/s; "
-                         f"{rep.seconds / naive_s:.2f}x the naive script's time"))
-        workers_peak.join()
-        rows.append(("peak RSS of one ingest worker (workers=-1)", f"{workers_peak.peak:.0f} MB"))
-
-        s2 = load_settings("offline", overrides={"data_dir": tmpd / "d2"})
-        pipe = Pipeline(s2)
-        pipe.load()
-        rep = pipe.ingest("examples", [str(ROOT / "examples" / "corpus")])
-        queries = [q.query for q in read_queries(ROOT / "examples" / "queries.jsonl") if q.query]
-        pipe.search("examples", queries[0])  # warm-up
-        lat = []
-        for i in range(args.searches):
-            t = time.perf_counter()
-            pipe.search("examples", queries[i % len(queries)], limit=10)
-            lat.append((time.perf_counter() - t) * 1000)
-        rows.append(("e2e text search, examples (ms)",
-                     f"p50 {statistics.median(lat):.1f}  p95 {pct(lat, 0.95):.1f}  "
-                     f"mean {statistics.fmean(lat):.1f}"))
-        pipe.close()
+        if not args.ingest_only:
+            rows += text_ingest(tmpd, args.text_files)
+        rows += ingest_vs_naive(tmpd, args.corpus, args.copies)
+        if not args.ingest_only:
+            rows += search_latency(tmpd, args.searches)
 
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  value")
     print("-" * (width + 40))
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
+
+
+def text_ingest(tmpd: Path, files: int) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    docs = tmpd / "text"
+    docs.mkdir()
+    make_text_corpus(docs, files)
+    s = load_settings("offline", overrides={"data_dir": tmpd / "d1", "ocr": {"enabled": False}})
+    pipe = Pipeline(s)
+    pipe.load()
+    rep = pipe.ingest("bench", [str(docs)])
+    chunks = sum(f.chunks for f in rep.files)
+    rows.append(("text ingest, no OCR (files)", f"{len(rep.files) / rep.seconds:.1f} files/s"))
+    rows.append(("text ingest, no OCR (chunks)",
+                 f"{chunks / rep.seconds:.1f} chunks/s ({chunks} chunks, {rep.seconds:.1f}s)"))
+    pipe.close()
+    return rows
+
+
+def ingest_vs_naive(tmpd: Path, corpus: Path | None, copies: int) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    if corpus is None:
+        mixed = tmpd / "mixed"
+        copy_corpus(ROOT / "examples" / "corpus", mixed, copies)
+    else:
+        mixed = corpus.resolve()
+    files = sum(1 for f in mixed.iterdir() if f.is_file())
+    name = str(mixed) if corpus else f"examples x {copies}"
+    rows.append(("corpus", f"{name}, {files} files"))
+    naive_s, naive_chunks = naive_ingest(mixed)
+    rows.append(("naive single-process script, OCR on",
+                 f"{naive_s:.1f}s ({naive_chunks} chunks)"))
+    workers_peak = ChildPeak()
+    for workers in (0, -1):
+        s3 = load_settings("offline", overrides={"data_dir": tmpd / f"w{workers}",
+                                                 "ingest": {"workers": workers}})
+        with Pipeline(s3) as p3:
+            p3.load()
+            if workers:
+                workers_peak.start()
+            rep = p3.ingest("mixed", [str(mixed)])
+            if workers:
+                workers_peak.stop.set()
+        chunks = sum(f.chunks for f in rep.files)
+        rows.append((f"mmrag ingest, OCR on, workers={workers}",
+                     f"{rep.seconds:.1f}s, {len(rep.files) / rep.seconds:.2f} files/s, "
+                     f"{chunks / rep.seconds:.1f} chunks/s; "
+                     f"{rep.seconds / naive_s:.2f}x the naive script's time"))
+    workers_peak.join()
+    rows.append(("peak RSS of one ingest worker (workers=-1)", f"{workers_peak.peak:.0f} MB"))
+    return rows
+
+
+def search_latency(tmpd: Path, searches: int) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    s2 = load_settings("offline", overrides={"data_dir": tmpd / "d2"})
+    pipe = Pipeline(s2)
+    pipe.load()
+    pipe.ingest("examples", [str(ROOT / "examples" / "corpus")])
+    queries = [q.query for q in read_queries(ROOT / "examples" / "queries.jsonl") if q.query]
+    pipe.search("examples", queries[0])  # warm-up
+    lat = []
+    for i in range(searches):
+        t = time.perf_counter()
+        pipe.search("examples", queries[i % len(queries)], limit=10)
+        lat.append((time.perf_counter() - t) * 1000)
+    rows.append(("e2e text search, examples (ms)",
+                 f"p50 {statistics.median(lat):.1f}  p95 {pct(lat, 0.95):.1f}  "
+                 f"mean {statistics.fmean(lat):.1f}"))
+    pipe.close()
+    return rows
 
 
 if __name__ == "__main__":

@@ -113,14 +113,19 @@ def _read_layout(path: Path) -> Layout | None:
 
 
 def _config(spec: CollectionSpec, quantization: str) -> qe.EdgeConfig:
+    # int8: the quantized copy is pinned in RAM and searched; the original vectors stay
+    # on disk (Cold: paged in only for the oversampled candidates that get rescored), so
+    # a quantized collection needs about a quarter of the RAM of a plain one.
     quant = (
-        qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=0.99, always_ram=True)
+        qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=0.99,
+                                    memory=qe.Memory.Pinned)
         if quantization == "int8" else None
     )
+    originals = qe.Memory.Cold if quant else None
     return qe.EdgeConfig(
         vectors={
             name: qe.EdgeVectorParams(size=size, distance=qe.Distance.Cosine,
-                                      quantization_config=quant)
+                                      quantization_config=quant, memory=originals)
             for name, size in spec.dense.items()
         },
         sparse_vectors={

@@ -197,7 +197,12 @@ class QdrantStore(StoreBase):
         client.create_collection(
             collection,
             vectors_config={
-                name: models.VectorParams(size=size, distance=models.Distance.COSINE)
+                # int8: originals on disk, the quantized copy in RAM (see settings);
+                # the deprecated flags rather than ``memory``, which servers before
+                # 1.17 reject.
+                name: models.VectorParams(size=size, distance=models.Distance.COSINE,
+                                          on_disk=True if self.quantization == "int8"
+                                          else None)
                 for name, size in spec.dense.items()
             },
             sparse_vectors_config={

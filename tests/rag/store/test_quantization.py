@@ -42,3 +42,26 @@ def test_quantized_collection_finds_each_point_first(kind: str, tmp_path: Path) 
     if kind == "edge":
         config = json.loads((tmp_path / "q" / "edge_config.json").read_text())
         assert "int8" in json.dumps(config["vectors"]["text"]).lower()
+
+
+def test_quantized_edge_collection_keeps_originals_on_disk(tmp_path: Path) -> None:
+    """The memory saving is the point of int8: the quantized copy is pinned in RAM, the
+    float originals stay on disk until rescoring reads them; a plain collection keeps
+    the engine's default (originals cached in RAM)."""
+    for quant in ("int8", "none"):
+        with EdgeStore(tmp_path / quant, quantization=quant) as store:
+            store.ensure("q", SPEC)
+        vectors = json.loads(
+            (tmp_path / quant / "q" / "edge_config.json").read_text())["vectors"]["text"]
+        if quant == "int8":
+            assert vectors["memory"] == "cold"
+            assert vectors["quantization_config"]["scalar"]["memory"] == "pinned"
+        else:
+            assert "memory" not in vectors and "quantization_config" not in vectors
+
+
+def test_quantized_server_collection_keeps_originals_on_disk() -> None:
+    with QdrantStore(url=":memory:", quantization="int8") as store:
+        store.ensure("q", SPEC)
+        params = store._get_client().get_collection("q").config.params.vectors
+    assert params["text"].on_disk is True
