@@ -269,6 +269,8 @@ def bench_text(args: argparse.Namespace, tmp: Path) -> None:
         base_rate, base = run("torch", "fp32", "cpu")
         row("text", f"cpu torch fp32, {label}", f"{base_rate:.1f} chunks/s "
             f"(~{tokens or 0:.0f} tokens/chunk)", chunks_per_s=base_rate, tokens=tokens)
+        if tokens:
+            roofline(model, tokens, base_rate, args.threads)
         runtimes = ["onnx"]
         try:
             import openvino  # noqa: F401
@@ -291,6 +293,34 @@ def bench_text(args: argparse.Namespace, tmp: Path) -> None:
         row("text", f"{device} torch autocast (precision auto), batch {args.text_batch}",
             f"{rate:.0f} chunks/s; cosine to fp32 min {cos.min():.5f}",
             chunks_per_s=rate, cos_min=float(cos.min()))
+
+
+def roofline(model: str, tokens: float, rate: float, threads: int) -> None:
+    """How close fp32 encoding is to this CPU's fp32 matrix-multiply speed: the encoder's
+    floating-point work per chunk (from the model config, padding not counted) times
+    chunks/s, against torch's own large float32 matmul on the same threads. A runtime
+    cannot beat the matmul rate by much, so the ratio bounds what any fp32 runtime gains."""
+    import torch
+    from transformers import AutoConfig
+
+    cfg = AutoConfig.from_pretrained(model)
+    d, layers, inner = cfg.hidden_size, cfg.num_hidden_layers, cfg.intermediate_size
+    # per token and layer: Q, K, V, output (4 d^2) and the FFN (2 d inner) multiply-adds,
+    # plus attention scores and mixing (2 T d); 2 FLOPs per multiply-add
+    flops = 2 * layers * tokens * (4 * d * d + 2 * d * inner + 2 * tokens * d)
+    if threads:
+        torch.set_num_threads(threads)
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    torch.matmul(a, b)
+    best = 0.0
+    for _ in range(5):
+        started = time.perf_counter()
+        torch.matmul(a, b)
+        best = max(best, 2 * 2048**3 / (time.perf_counter() - started))
+    row("text", "fp32 roofline",
+        f"encoder {flops * rate / 1e9:.0f} GFLOP/s ({flops / 1e9:.2f} GFLOP/chunk) against "
+        f"{best / 1e9:.0f} GFLOP/s for a 2048^2 matmul: {flops * rate / best:.0%} of it",
+        encoder_gflops=flops * rate / 1e9, matmul_gflops=best / 1e9)
 
 
 # -- OCR ----------------------------------------------------------------------------

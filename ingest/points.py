@@ -7,7 +7,7 @@ from pathlib import PurePath
 
 from ingest.hashing import point_id
 from rag.encoders import Encoders
-from rag.payload import chunk_payload
+from rag.payload import LEAD_CHUNK, chunk_payload
 from rag.types import BM25, CLIP, TEXT, Chunk, Point, Vector
 
 
@@ -43,6 +43,21 @@ def document_leads(chunks: list[Chunk], max_chars: int) -> dict[str, str]:
         if c.text.strip() and (best is None or (c.page, c.chunk) < (best.page, best.chunk)):
             first[c.doc_id] = c
     return {doc: document_lead(c.text, max_chars) for doc, c in first.items()}
+
+
+def lead_chunk(chunks: list[Chunk], max_chars: int) -> Chunk | None:
+    """The lead point of the one document in ``chunks`` (``chunking.lead_chars``): a text
+    chunk holding only its lead (:func:`document_lead`), on the page the lead comes from
+    and showing that page's media; ``None`` when off or when the document has no text."""
+    leads = document_leads(chunks, max_chars)
+    if not leads:
+        return None
+    (doc_id, lead), = leads.items()
+    first = min((c for c in chunks if c.doc_id == doc_id and c.text.strip()),
+                key=lambda c: (c.page, c.chunk))
+    return Chunk(doc_id=doc_id, source=first.source, mime=first.mime, modality="text",
+                 page=first.page, chunk=LEAD_CHUNK, text=lead, title=first.title,
+                 media=first.media, metadata=first.metadata, tenant=first.tenant)
 
 
 def embedding_text(c: Chunk, contextual_header: bool, lead: str = "") -> str:
@@ -87,7 +102,8 @@ def embed_chunks(
                 vectors[i][BM25] = sv
     if encoders.clip is not None:
         visual = [i for i, c in enumerate(chunks) if c.image is not None and c.chunk < 0]
-        textual = [i for i, c in enumerate(chunks) if c.chunk >= 0 and c.text.strip()]
+        textual = [i for i, c in enumerate(chunks)
+                   if (c.chunk >= 0 or c.chunk == LEAD_CHUNK) and c.text.strip()]
         if visual:
             imgs = encoders.clip.encode_images([chunks[i].image for i in visual])  # type: ignore[misc]
             for i, row in zip(visual, imgs, strict=True):

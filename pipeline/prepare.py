@@ -19,6 +19,7 @@ from typing import Any
 
 from ingest.chunking import chunk_document
 from ingest.loaders import load_document
+from ingest.points import lead_chunk
 from rag.errors import BadInput, LimitExceeded
 from rag.media import MediaStore
 from rag.ocr import OcrEngine, build_ocr
@@ -76,6 +77,9 @@ def prepare(
     if not visual:
         for c in chunks:
             c.image = None  # only CLIP needs pixels; never ship them back for nothing
+    lead = lead_chunk(chunks, settings.chunking.lead_chars)
+    if lead is not None:
+        chunks.append(lead)
     return Prepared(chunks, doc.mime)
 
 

@@ -34,6 +34,8 @@ RECORD = "record"
 POINTS = "points"
 # Chunk number of a document's record: pages use 0.., their visual point -1.
 RECORD_CHUNK = -2
+# Chunk number of a document's lead point (``chunking.lead_chars``): its opening alone.
+LEAD_CHUNK = -3
 
 # Keys worth a keyword payload index: every filter field except user metadata.
 INDEXED_KEYS: tuple[str, ...] = (MODALITY, SOURCE, PATH_PREFIXES, DOC_ID, TENANT)

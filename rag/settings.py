@@ -151,6 +151,11 @@ class OcrSettings(_Section):
 class ChunkSettings(_Section):
     size: int = 800
     overlap: int = 120
+    # A lead point per document: its opening (title, a man page's NAME line and first
+    # sentences), at most this many characters, as one more text point of its own, so a
+    # short question about what a document is for meets that summary undiluted by the
+    # rest of the first chunk. 0: none.
+    lead_chars: int = 0
 
 
 class IngestSettings(_Section):

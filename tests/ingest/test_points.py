@@ -5,7 +5,14 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest.points import document_lead, document_leads, embedding_text, title_words
+from ingest.points import (
+    document_lead,
+    document_leads,
+    embedding_text,
+    lead_chunk,
+    title_words,
+)
+from rag.payload import LEAD_CHUNK
 from rag.types import Chunk
 
 words = st.lists(st.text(alphabet="abcdefghij-=", min_size=1, max_size=12), max_size=40)
@@ -55,3 +62,21 @@ def test_document_leads_come_from_each_documents_earliest_chunk() -> None:
               c("b", 2, 0, "page two"), c("b", 1, 0, "  "), c("b", 1, 1, "page one")]
     assert document_leads(chunks, 16) == {"a": "man sort SORT(1)", "b": "page one"}
     assert document_leads(chunks, 0) == {}
+
+
+def test_lead_chunk_is_the_opening_alone_on_its_page_with_its_media() -> None:
+    def c(page: int, chunk: int, text: str) -> Chunk:
+        return Chunk(doc_id="d", source="docs/paste.pdf", mime="application/pdf",
+                     modality="text", page=page, chunk=chunk, text=text, title="paste.pdf",
+                     media=f"d-p{page}", metadata={"team": "ops"}, tenant="t1")
+
+    chunks = [c(2, 0, "second page"), c(1, 1, "later on page one"),
+              c(1, 0, "PASTE(1)  User Commands\n NAME paste - merge lines of files")]
+    lead = lead_chunk(chunks, 30)
+    assert lead is not None
+    assert (lead.chunk, lead.page, lead.media, lead.modality) == (LEAD_CHUNK, 1, "d-p1", "text")
+    assert lead.text == "PASTE(1) User Commands NAME"
+    assert (lead.doc_id, lead.source, lead.title) == ("d", "docs/paste.pdf", "paste.pdf")
+    assert (lead.metadata, lead.tenant) == ({"team": "ops"}, "t1")
+    assert lead_chunk(chunks, 0) is None
+    assert lead_chunk([c(1, -1, "   ")], 30) is None

@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from pipeline import Pipeline
 from rag.errors import BadInput, NotFound
+from rag.payload import LEAD_CHUNK
 from rag.evaluate import evaluate, read_queries
 from rag.settings import Settings
 from rag.types import Filter
@@ -124,6 +125,34 @@ def test_changed_file_replaces_its_points(small: tuple[Pipeline, Path]) -> None:
     assert len(stored) > old and len({h.doc_id for h in stored}) == 1
     assert all("bulges" not in h.text for h in stored)
     assert pipe.search("c", "spring tides new moon", limit=1)[0].source == source
+
+
+def test_lead_points_add_one_summary_point_per_document(tmp_path: Path) -> None:
+    """``chunking.lead_chars``: each document gets one more text point holding only its
+    opening; it is stored once (re-ingest writes nothing), searchable, and deleted with
+    its document."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "paste.md").write_text("PASTE(1)\n\nNAME\n paste - merge lines of files\n\n"
+                                   + "The delimiter list is used circularly. " * 80)
+    (docs / "bread.txt").write_text("Sourdough bread rises because wild yeast ferments flour.\n")
+    plain = Pipeline(offline(tmp_path / "plain"))
+    plain.ingest("c", [str(docs)])
+    pipe = Pipeline(offline(tmp_path / "data", chunking={"lead_chars": 60}))
+    report = pipe.ingest("c", [str(docs)])
+    assert not report.failed
+    assert pipe.count("c") == plain.count("c") + 2
+    plain.close()
+    source = str(docs / "paste.md")
+    leads = [h for h in pipe._store.scroll("c", Filter(source=source)) if h.chunk == LEAD_CHUNK]
+    assert [(h.text, h.page, h.modality) for h in leads] == [
+        ("PASTE(1) NAME paste - merge lines of files", 1, "text")]
+    hits = pipe.search("c", "merge lines of files", limit=5)
+    assert hits[0].source == source
+    assert pipe.ingest("c", [str(docs)]).points_written == 0
+    pipe.delete_source("c", source)
+    assert not list(pipe._store.scroll("c", Filter(source=source)))
+    pipe.close()
 
 
 def test_duplicate_bytes_under_another_name_are_not_stored_twice(
