@@ -81,22 +81,30 @@ def build(root: Path, quant: str, data: np.ndarray) -> tuple[float, float]:
     return insert, optimize
 
 
-def measure(root: str, quant: str, queries: np.ndarray, truth: list[list[int]],
+def measure(root: str, quant: str, efs: list[int], queries: np.ndarray,
+            truth: list[list[int]],
             out: multiprocessing.queues.Queue) -> None:  # type: ignore[name-defined]
+    """Per ``hnsw_ef``: latency and recall@10; RSS growth after all of them."""
     before = rss_mb()
-    store = EdgeStore(Path(root), quantization=quant)
-    times, recalls = [], []
-    for q, expected in zip(queries, truth, strict=True):
-        started = time.perf_counter()
-        hits = store.query("b", SearchRequest(paths=[VectorQuery("text", q, 100)], limit=10))
-        times.append(time.perf_counter() - started)
-        got = {uuid.UUID(h.id).int for h in hits}
-        recalls.append(len(got & set(expected)) / 10)
+    results = []
+    for ef in efs:
+        store = EdgeStore(Path(root), quantization=quant, hnsw_ef=ef)
+        times, recalls = [], []
+        for q, expected in zip(queries, truth, strict=True):
+            started = time.perf_counter()
+            hits = store.query("b", SearchRequest(paths=[VectorQuery("text", q, 100)],
+                                                  limit=10))
+            times.append(time.perf_counter() - started)
+            got = {uuid.UUID(h.id).int for h in hits}
+            recalls.append(len(got & set(expected)) / 10)
+        results.append({"ef": ef, "p50_ms": float(np.percentile(times, 50) * 1000),
+                        "p95_ms": float(np.percentile(times, 95) * 1000),
+                        "recall": float(np.mean(recalls))})
+        if ef != efs[-1]:
+            store.close()
     after = rss_mb()
     store.close()
-    out.put({"p50_ms": float(np.percentile(times, 50) * 1000),
-             "p95_ms": float(np.percentile(times, 95) * 1000),
-             "recall": float(np.mean(recalls)), "rss_mb": after - before})
+    out.put([{**r, "rss_mb": after - before} for r in results])
 
 
 def rss_mb() -> float:
@@ -117,13 +125,15 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--data", choices=["structured", "random"], default="structured")
     ap.add_argument("--quant", nargs="+", default=["none", "int8"])
+    ap.add_argument("--ef", type=int, nargs="+", default=[128],
+                    help="hnsw_ef values to search with (store.hnsw_ef; 128 is the default)")
     ap.add_argument("--json", default=None, help="also write the rows here")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     projection = rng.normal(size=(LATENT, 384)).astype(np.float32)
     rows = []
     ctx = multiprocessing.get_context("spawn")
-    print(f"{'N':>9} {'quant':>5} {'insert s':>9} {'optimize s':>10} {'p50 ms':>7} "
+    print(f"{'N':>9} {'quant':>5} {'ef':>4} {'insert s':>9} {'optimize s':>10} {'p50 ms':>7} "
           f"{'p95 ms':>7} {'recall@10':>9} {'RSS MB':>7} {'disk MB':>8}", flush=True)
     for n in args.sizes:
         data = unit(rng, n, 384, args.data, projection)
@@ -136,16 +146,19 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 insert, optimize = build(Path(tmp), quant, data)
                 out = ctx.Queue()
-                proc = ctx.Process(target=measure, args=(tmp, quant, queries, truth, out))
+                proc = ctx.Process(target=measure,
+                                   args=(tmp, quant, args.ef, queries, truth, out))
                 proc.start()
-                m = out.get()
+                measured = out.get()
                 proc.join()
-                row = {"n": n, "data": args.data, "quant": quant, "insert_s": insert,
-                       "optimize_s": optimize, **m, "disk_mb": du(Path(tmp))}
-                rows.append(row)
-                print(f"{n:>9} {quant:>5} {insert:>9.1f} {optimize:>10.1f} "
-                      f"{m['p50_ms']:>7.2f} {m['p95_ms']:>7.2f} {m['recall']:>9.3f} "
-                      f"{m['rss_mb']:>7.0f} {row['disk_mb']:>8.0f}", flush=True)
+                disk = du(Path(tmp))
+                for m in measured:
+                    row = {"n": n, "data": args.data, "quant": quant, "insert_s": insert,
+                           "optimize_s": optimize, **m, "disk_mb": disk}
+                    rows.append(row)
+                    print(f"{n:>9} {quant:>5} {m['ef']:>4} {insert:>9.1f} {optimize:>10.1f} "
+                          f"{m['p50_ms']:>7.2f} {m['p95_ms']:>7.2f} {m['recall']:>9.3f} "
+                          f"{m['rss_mb']:>7.0f} {disk:>8.0f}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     print(f"cpus={os.cpu_count()}")
