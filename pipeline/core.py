@@ -85,7 +85,7 @@ class Pipeline:
         if store.backend == "edge" or (store.backend == "qdrant" and store.path):
             return StoreGate(self.settings.data_path / "store.lock", self._release_store,
                              timeout_s=self.settings.store.lock_timeout_s,
-                             on_wait=self.on_wait)
+                             on_wait=self.on_wait, linger_s=self.settings.store.linger_s)
         return NoGate()  # a Qdrant server takes any number of clients
 
     def _release_store(self) -> None:

@@ -8,10 +8,16 @@ process holds the folder only while it uses it: a :class:`StoreGate` is an exclu
 for milliseconds; an ingest holds it per file and, between files, hands it over to any
 process that is waiting (waiters leave a marker under ``store.lock.wait/``). A server
 pins it for its whole life, and CLI commands then go through the server instead.
+
+With ``linger_s`` the store stays open after an operation until that much idle time has
+passed or another process waits for it (a watcher thread looks every ``LINGER_POLL_S``),
+so a process that searches again and again pays the shard's load once, while other
+processes still get their turn within a poll.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import os
@@ -24,6 +30,7 @@ from rag.errors import Conflict
 from rag.process import process_alive
 
 POLL_S = 0.02
+LINGER_POLL_S = 0.05
 
 
 class StoreGate:
@@ -33,8 +40,13 @@ class StoreGate:
         release_store: Callable[[], None],
         timeout_s: float = 600.0,
         on_wait: Callable[[str], None] | None = None,
+        linger_s: float = 0.0,
     ) -> None:
         self.lock_path = Path(lock_path)
+        self.linger_s = linger_s
+        self._idle_since = 0.0
+        self._watcher: threading.Thread | None = None
+        self._atexit = False
         self.wait_dir = self.lock_path.with_name(self.lock_path.name + ".wait")
         self.release_store = release_store
         self.timeout_s = timeout_s
@@ -58,7 +70,35 @@ class StoreGate:
             with self._guard:
                 self._depth -= 1
                 if self._depth == 0 and not self._pinned:
+                    if self.linger_s > 0:
+                        self._linger()
+                    else:
+                        self._release()
+
+    def _linger(self) -> None:
+        """Keep the store while idle (caller holds ``_guard``); the watcher lets it go."""
+        self._idle_since = time.monotonic()
+        if not self._atexit:  # close the store's files cleanly at exit, flushed
+            atexit.register(self.close)
+            self._atexit = True
+        if self._watcher is None:
+            self._watcher = threading.Thread(target=self._watch, daemon=True,
+                                             name="store-linger")
+            self._watcher.start()
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(LINGER_POLL_S)
+            with self._guard:
+                if self._fd is None or self._pinned:
+                    self._watcher = None
+                    return
+                if self._depth == 0 and (
+                    time.monotonic() - self._idle_since >= self.linger_s or self._waiters()
+                ):
                     self._release()
+                    self._watcher = None
+                    return
 
     def pin(self) -> None:
         """Hold the store until :meth:`close` (a server: it serves everyone else)."""
