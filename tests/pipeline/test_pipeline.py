@@ -15,8 +15,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from pipeline import Pipeline
 from rag.errors import BadInput, NotFound
-from rag.payload import LEAD_CHUNK
 from rag.evaluate import evaluate, read_queries
+from rag.payload import LEAD_CHUNK
 from rag.settings import Settings
 from rag.types import Filter
 from tests.conftest import EXAMPLES, offline, tiny_clip
