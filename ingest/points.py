@@ -31,32 +31,39 @@ def document_lead(text: str, max_chars: int) -> str:
     return flat[: cut if cut > max_chars // 2 else max_chars]
 
 
-def document_leads(chunks: list[Chunk], max_chars: int) -> dict[str, str]:
-    """The lead (:func:`document_lead`) of each document among ``chunks``, by doc id,
-    from its earliest chunk: the first page's picture or page point (all of its text)
-    before that page's first text chunk. ``chunks`` must hold whole documents."""
-    if max_chars < 1:
-        return {}
+def _openings(chunks: list[Chunk]) -> dict[str, Chunk]:
+    """Each document's earliest chunk with text, by doc id: the first page's picture or
+    page point (all of its text) before that page's first text chunk. A lead point is
+    never an opening (it is made from one)."""
     first: dict[str, Chunk] = {}
     for c in chunks:
         best = first.get(c.doc_id)
-        if c.text.strip() and (best is None or (c.page, c.chunk) < (best.page, best.chunk)):
+        if c.chunk != LEAD_CHUNK and c.text.strip() and (
+            best is None or (c.page, c.chunk) < (best.page, best.chunk)
+        ):
             first[c.doc_id] = c
-    return {doc: document_lead(c.text, max_chars) for doc, c in first.items()}
+    return first
+
+
+def document_leads(chunks: list[Chunk], max_chars: int) -> dict[str, str]:
+    """The lead (:func:`document_lead`) of each document among ``chunks``, by doc id,
+    from its opening chunk. ``chunks`` must hold whole documents."""
+    if max_chars < 1:
+        return {}
+    return {doc: document_lead(c.text, max_chars) for doc, c in _openings(chunks).items()}
 
 
 def lead_chunk(chunks: list[Chunk], max_chars: int) -> Chunk | None:
     """The lead point of the one document in ``chunks`` (``chunking.lead_chars``): a text
     chunk holding only its lead (:func:`document_lead`), on the page the lead comes from
     and showing that page's media; ``None`` when off or when the document has no text."""
-    leads = document_leads(chunks, max_chars)
-    if not leads:
+    openings = _openings(chunks) if max_chars > 0 else {}
+    if not openings:
         return None
-    (doc_id, lead), = leads.items()
-    first = min((c for c in chunks if c.doc_id == doc_id and c.text.strip()),
-                key=lambda c: (c.page, c.chunk))
-    return Chunk(doc_id=doc_id, source=first.source, mime=first.mime, modality="text",
-                 page=first.page, chunk=LEAD_CHUNK, text=lead, title=first.title,
+    (first,) = openings.values()
+    return Chunk(doc_id=first.doc_id, source=first.source, mime=first.mime,
+                 modality="text", page=first.page, chunk=LEAD_CHUNK,
+                 text=document_lead(first.text, max_chars), title=first.title,
                  media=first.media, metadata=first.metadata, tenant=first.tenant)
 
 

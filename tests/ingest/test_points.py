@@ -80,3 +80,13 @@ def test_lead_chunk_is_the_opening_alone_on_its_page_with_its_media() -> None:
     assert (lead.metadata, lead.tenant) == ({"team": "ops"}, "t1")
     assert lead_chunk(chunks, 0) is None
     assert lead_chunk([c(1, -1, "   ")], 30) is None
+
+
+def test_a_lead_point_is_not_its_documents_opening() -> None:
+    """With both ``chunking.lead_chars`` and ``text.context_chars`` on, the context lead
+    still comes from the document's first chunk, not from the shorter lead point."""
+    body = _chunk("PASTE(1) User Commands NAME paste - merge lines of files", 0)
+    lead = lead_chunk([body], 8)
+    assert lead is not None and lead.text == "PASTE(1)"
+    assert document_leads([body, lead], 40) == {"d": "PASTE(1) User Commands NAME paste -"}
+    assert lead_chunk([body, lead], 8) == lead
