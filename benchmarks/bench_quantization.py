@@ -44,13 +44,14 @@ LATENT = 64
 NOISE = 3.0  # per-dimension noise std against a latent variance of LATENT per dimension
 
 
-def unit(rng: np.random.Generator, n: int, dim: int, data: str = "structured",
-         projection: np.ndarray | None = None) -> np.ndarray:
-    """``n`` unit vectors, in chunks so that 1M x 384 float32 is the largest array."""
+def unit(rng: np.random.Generator, n: int, dim: int,
+         projection: np.ndarray | None) -> np.ndarray:
+    """``n`` unit vectors, structured through ``projection`` (None: i.i.d. random), in
+    chunks so that 1M x 384 float32 is the largest array."""
     out = np.empty((n, dim), dtype=np.float32)
     for i in range(0, n, 65536):
         k = min(65536, n - i)
-        if data == "random" or projection is None:
+        if projection is None:
             v = rng.normal(size=(k, dim)).astype(np.float32)
         else:
             v = rng.normal(size=(k, LATENT)).astype(np.float32) @ projection
@@ -130,14 +131,15 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="also write the rows here")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
-    projection = rng.normal(size=(LATENT, 384)).astype(np.float32)
+    projection = (rng.normal(size=(LATENT, 384)).astype(np.float32)
+                  if args.data == "structured" else None)
     rows = []
     ctx = multiprocessing.get_context("spawn")
     print(f"{'N':>9} {'quant':>5} {'ef':>4} {'insert s':>9} {'optimize s':>10} {'p50 ms':>7} "
           f"{'p95 ms':>7} {'recall@10':>9} {'RSS MB':>7} {'disk MB':>8}", flush=True)
     for n in args.sizes:
-        data = unit(rng, n, 384, args.data, projection)
-        queries = unit(rng, args.queries, 384, args.data, projection)
+        data = unit(rng, n, 384, projection)
+        queries = unit(rng, args.queries, 384, projection)
         truth = exact_top10(data, queries)
         nearest = float(np.mean([data[t[0]] @ q for t, q in zip(truth, queries, strict=True)]))
         print(f"# N={n} {args.data}: mean cosine of a query's nearest point {nearest:.3f}",
