@@ -60,13 +60,15 @@ def test_a_lingering_store_is_kept_between_operations_then_closed_when_idle(
 ) -> None:
     released = Releases()
     lock = tmp_path / "store.lock"
-    gate = StoreGate(lock, released, linger_s=0.5)
+    # Long enough that a loaded machine (CI, other tests' leftovers) never passes it
+    # between two back-to-back operations (0.5 s did, once).
+    gate = StoreGate(lock, released, linger_s=3)
     for _ in range(3):
         with gate.hold():
             pass
         assert released.count == 0  # still open: the next operation does not reload it
         assert lock.read_text() == str(os.getpid()) and not lock_is_free(lock)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 15
     while released.count == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert released.count == 1 and lock_is_free(lock)
