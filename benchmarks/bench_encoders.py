@@ -146,7 +146,8 @@ def bench_clip(args: argparse.Namespace, tmp: Path) -> None:
         torch.manual_seed(0)
         enc = OpenClipEncoder(s)
         enc.load()
-        enc.encode_images([Image.open(f) for f in files[: min(len(files), batch)]])  # warm-up
+        warm = files[: min(len(files), enc.batch_size)]
+        enc.encode_images([Image.open(f) for f in warm])
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         started = time.perf_counter()
@@ -169,6 +170,12 @@ def bench_clip(args: argparse.Namespace, tmp: Path) -> None:
     row("clip", f"{low} + jpeg_draft, {args.clip_workers} workers, batch {args.clip_batch}",
         f"{rate:.1f} images/s; cosine to fp32 full decode min {cos.min():.5f} "
         f"mean {cos.mean():.5f}", images_per_s=rate, cos_min=float(cos.min()))
+    # What the default profile gets: precision, batch size and threads all "auto".
+    rate, vecs = run("auto", -1, 0)
+    cos = (vecs * base).sum(axis=1)
+    row("clip", "defaults (precision, batch, threads auto)",
+        f"{rate:.1f} images/s; cosine to fp32 min {cos.min():.5f}", images_per_s=rate,
+        cos_min=float(cos.min()))
     if args.clip_workers and not args.clip_skip_plain:
         rate, _ = run(low, 0, args.clip_batch, limit=max(args.clip_batch, len(files) // 8))
         row("clip", f"{low}, no workers (calling thread)", f"{rate:.1f} images/s",

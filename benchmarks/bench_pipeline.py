@@ -9,7 +9,10 @@
    (``ingest.workers: -1``), mmrag in one process (``workers: 0``) and a naive
    single-process script (the same loaders, OCR and MiniLM, file by file) in the same run;
 3. end-to-end search latency (encode + fused query + exact rerank) on the example corpus,
-   text queries from examples/queries.jsonl, p50/p95.
+   text queries from examples/queries.jsonl, p50/p95;
+4. ``--long-pdf N``: one N-page digital PDF (every page rendered for its stored page image,
+   and for CLIP's page point with ``--clip``) through the worker pool: wall time and the
+   peak resident memory of the main process and of a worker, which must not grow with N.
 """
 
 from __future__ import annotations
@@ -101,16 +104,19 @@ def naive_ingest(folder: Path) -> tuple[float, int]:
 class ChildPeak(threading.Thread):
     """The largest peak resident set (VmHWM) of this process's children, polled while
     they live (``getrusage(RUSAGE_CHILDREN)`` would count the parent's pages that a
-    spawned worker held between fork and exec)."""
+    spawned worker held between fork and exec); ``own`` is this process's largest
+    resident set (VmRSS) seen meanwhile."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
         self.stop = threading.Event()
         self.peak = 0.0
+        self.own = 0.0
 
     def run(self) -> None:
         me = str(os.getpid())
         while not self.stop.is_set():
+            self.own = max(self.own, rss_mb())
             for status in Path("/proc").glob("[0-9]*/status"):
                 try:
                     fields = dict(line.split(":", 1) for line in status.read_text().splitlines())
@@ -119,6 +125,13 @@ class ChildPeak(threading.Thread):
                 if fields.get("PPid", "").strip() == me and "VmHWM" in fields:
                     self.peak = max(self.peak, int(fields["VmHWM"].split()[0]) / 1024)
             self.stop.wait(0.5)
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def pct(values: list[float], q: float) -> float:
@@ -136,15 +149,22 @@ def main() -> None:
                          "corpus copies")
     ap.add_argument("--ingest-only", action="store_true",
                     help="only the OCR-on comparison with the naive script (part 2)")
+    ap.add_argument("--long-pdf", type=int, default=0, metavar="PAGES",
+                    help="only the memory of ingesting one PDF of this many pages (part 4)")
+    ap.add_argument("--clip", action="store_true",
+                    help="with --long-pdf: CLIP ViT-B-32 on (random weights, same sizes)")
     args = ap.parse_args()
     rows: list[tuple[str, str]] = []
 
     with tempfile.TemporaryDirectory() as tmp:
         tmpd = Path(tmp)
-        if not args.ingest_only:
+        if args.long_pdf:
+            rows += long_pdf(tmpd, args.long_pdf, args.clip)
+        elif not args.ingest_only:
             rows += text_ingest(tmpd, args.text_files)
-        rows += ingest_vs_naive(tmpd, args.corpus, args.copies)
-        if not args.ingest_only:
+        if not args.long_pdf:
+            rows += ingest_vs_naive(tmpd, args.corpus, args.copies)
+        if not args.ingest_only and not args.long_pdf:
             rows += search_latency(tmpd, args.searches)
 
     width = max(len(r[0]) for r in rows)
@@ -203,6 +223,45 @@ def ingest_vs_naive(tmpd: Path, corpus: Path | None, copies: int) -> list[tuple[
     workers_peak.join()
     rows.append(("peak RSS of one ingest worker (workers=-1)", f"{workers_peak.peak:.0f} MB"))
     return rows
+
+
+def long_pdf(tmpd: Path, pages: int, clip: bool) -> list[tuple[str, str]]:
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    folder = tmpd / "long"
+    folder.mkdir()
+    rng = random.Random(3)
+    c = canvas.Canvas(str(folder / "long.pdf"), pagesize=A4)
+    for i in range(pages):
+        for line in range(40):
+            words = " ".join(rng.choice(WORDS) for _ in range(12))
+            c.drawString(50, 800 - 19 * line, f"{i + 1}.{line + 1} {words}")
+        c.showPage()
+    c.save()
+    (folder / "note.md").write_text("# A second file\n\nso the worker pool starts.")
+    overrides: dict[str, object] = {"data_dir": tmpd / "dl", "ingest": {"workers": -1}}
+    profile = "offline"
+    if clip:  # the default profile's CLIP architecture, random weights (no download)
+        profile = "default"
+        overrides.update(offline=True, clip={"pretrained": None})
+    s = load_settings(profile, overrides=overrides)
+    with Pipeline(s) as p:
+        p.load()
+        base = rss_mb()
+        peak = ChildPeak()
+        peak.start()
+        rep = p.ingest("long", [str(folder)])
+        peak.stop.set()
+        peak.join()
+    label = f"{pages}-page PDF, {'CLIP on' if clip else 'offline profile'}"
+    failed = [f.error for f in rep.files if f.status == "failed"]
+    return [
+        (f"{label}: ingest", f"{rep.seconds:.1f}s, {rep.points_written} points"
+                             + (f", FAILED {failed}" if failed else "")),
+        (f"{label}: main process RSS", f"{base:.0f} MB before, peak {peak.own:.0f} MB"),
+        (f"{label}: peak RSS of one worker", f"{peak.peak:.0f} MB"),
+    ]
 
 
 def search_latency(tmpd: Path, searches: int) -> list[tuple[str, str]]:

@@ -13,12 +13,13 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ingest.chunking import chunk_document
-from ingest.loaders import load_document
+from ingest.chunking import chunk_page
+from ingest.loaders import open_document
 from ingest.points import lead_chunk
 from rag.errors import BadInput, LimitExceeded
 from rag.media import MediaStore
@@ -26,6 +27,9 @@ from rag.ocr import OcrEngine, build_ocr
 from rag.payload import media_key
 from rag.settings import Settings, settings_from_dump
 from rag.types import Chunk
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 
 @dataclass
@@ -45,42 +49,66 @@ def prepare(
     tenant: str | None,
     visual: bool,
     ocr: OcrEngine | None,
+    geometry: Callable[[Image.Image], Image.Image] | None = None,
 ) -> Prepared:
-    """Load and chunk one file, store its page images, and check the per-file limits."""
+    """Load and chunk one file page by page, store its page images, and check the
+    per-file limits. ``geometry`` (the CLIP encoder's, see ``ImageTextEncoder.geometry``)
+    shrinks the pictures and pages kept for CLIP to the model's input.
+
+    Each page's pixels are released before the next page is rendered: its media is kept
+    as WebP bytes (written once the whole file has passed its checks, so a file that
+    fails stores nothing) and CLIP keeps only what it looks at. A 200-page PDF with CLIP
+    on peaked at 3.9 GB in a worker when every render was held to the end; see
+    benchmarks/bench_pipeline.py --long-pdf."""
     ingest = settings.ingest
     # Every PDF page is rendered for CLIP's page points, and for the stored page image
     # that citations and the VLM show (``ingest.store_page_images``).
-    doc = load_document(name, data, ingest=ingest, ocr=ocr,
-                        render_pages=visual or ingest.store_page_images)
-    chars = sum(len(p.text) for p in doc.pages)
-    if chars > ingest.max_chars:
-        raise LimitExceeded(
-            f"{name}: {chars:,} characters is over the {ingest.max_chars:,} character limit "
-            "per file (ingest.max_chars); split the file or raise the limit"
-        )
-    chunks = chunk_document(
-        doc, doc_id=doc_id, source=name, chunking=settings.chunking,
-        visual_points=visual, metadata=metadata, tenant=tenant,
-        page_media=ingest.store_page_images,
-    )
+    reader = open_document(name, data, ingest=ingest, ocr=ocr,
+                           render_pages=visual or ingest.store_page_images)
+    media = MediaStore(settings.data_path / "media")
+    encoded: list[tuple[str, bytes]] = []
+    chunks: list[Chunk] = []
+    chars = 0
+    try:
+        for page in reader.iter_pages():
+            chars += len(page.text)
+            if chars > ingest.max_chars:  # stop before rendering and OCR'ing the rest
+                raise LimitExceeded(
+                    f"{name}: more than {ingest.max_chars:,} characters, the limit per file "
+                    "(ingest.max_chars); split the file or raise the limit"
+                )
+            page_chunks = chunk_page(
+                page, mime=reader.mime, title=reader.title, doc_id=doc_id, source=name,
+                chunking=settings.chunking, visual_points=visual, metadata=metadata,
+                tenant=tenant, page_media=ingest.store_page_images,
+            )
+            chunks.extend(page_chunks)
+            if len(chunks) > ingest.max_chunks:
+                raise LimitExceeded(
+                    f"{name}: more than {ingest.max_chunks:,} chunks, the limit per file "
+                    "(ingest.max_chunks); split the file or raise the limit"
+                )
+            if page.image is not None and (ingest.store_page_images or page.kind == "image"):
+                key = media_key(doc_id, page.page)  # the key its chunks carry
+                if not media.exists(key):
+                    encoded.append((key, media.encode(page.image, ingest.media_max_side)))
+            for c in page_chunks:
+                # Only CLIP needs pixels, and only those it looks at: never ship megabytes
+                # of a rendered page back for nothing.
+                if c.image is not None and not visual:
+                    c.image = None
+                elif c.image is not None and geometry is not None:
+                    c.image = geometry(c.image)
+    finally:
+        reader.close()
     if not chunks:
         raise BadInput(f"{name}: no text or image content found")
-    if len(chunks) > ingest.max_chunks:
-        raise LimitExceeded(
-            f"{name}: {len(chunks):,} chunks is over the {ingest.max_chunks:,} chunk limit "
-            "per file (ingest.max_chunks); split the file or raise the limit"
-        )
-    media = MediaStore(settings.data_path / "media")
-    for page in doc.pages:  # chunks of these pages carry their media keys
-        if page.image is not None and (ingest.store_page_images or page.kind == "image"):
-            media.put(media_key(doc_id, page.page), page.image, max_side=ingest.media_max_side)
-    if not visual:
-        for c in chunks:
-            c.image = None  # only CLIP needs pixels; never ship them back for nothing
+    for key, webp in encoded:
+        media.write(key, webp)
     lead = lead_chunk(chunks, settings.chunking.lead_chars)
     if lead is not None:
         chunks.append(lead)
-    return Prepared(chunks, doc.mime)
+    return Prepared(chunks, reader.mime)
 
 
 # --- worker processes -------------------------------------------------------------------
@@ -95,12 +123,14 @@ def _watch_parent(parent: int) -> None:
         time.sleep(1.0)
 
 
-def _init_worker(dump: dict[str, Any], parent: int) -> None:
+def _init_worker(dump: dict[str, Any], parent: int,
+                 geometry: Callable[[Image.Image], Image.Image] | None) -> None:
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     settings = settings_from_dump(dump)
     ocr_settings = settings.ocr.model_copy(update={"threads": 1})
     _worker["settings"] = settings
     _worker["ocr"] = build_ocr(ocr_settings)
+    _worker["geometry"] = geometry
 
 
 def _prepare_in_worker(
@@ -108,7 +138,7 @@ def _prepare_in_worker(
     visual: bool,
 ) -> Prepared:
     return prepare(_worker["settings"], name, data, doc_id, metadata, tenant, visual,
-                   _worker["ocr"])
+                   _worker["ocr"], _worker["geometry"])
 
 
 def resolve_workers(setting: int) -> int:
@@ -117,11 +147,14 @@ def resolve_workers(setting: int) -> int:
 
 
 class WorkerPool:
-    """Processes running :func:`prepare`, started on first use."""
+    """Processes running :func:`prepare`, started on first use; ``geometry`` must be
+    picklable and import no torch (workers stay light)."""
 
-    def __init__(self, settings: Settings, workers: int) -> None:
+    def __init__(self, settings: Settings, workers: int,
+                 geometry: Callable[[Image.Image], Image.Image] | None = None) -> None:
         self.settings = settings
         self.workers = workers
+        self.geometry = geometry
         self._pool: ProcessPoolExecutor | None = None
 
     def submit(
@@ -133,7 +166,7 @@ class WorkerPool:
                 self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
-                initargs=(self.settings.model_dump(), os.getpid()),
+                initargs=(self.settings.model_dump(), os.getpid(), self.geometry),
             )
         return self._pool.submit(_prepare_in_worker, name, data, doc_id, metadata, tenant,
                                  visual)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingest.hashing import point_id, sha256_bytes
 from ingest.points import document_leads, embed_chunks
@@ -39,6 +39,9 @@ from rag.payload import RECORD, RECORD_CHUNK, record_payload
 from rag.settings import Settings
 from rag.store import VectorStore
 from rag.types import CollectionSpec, Filter, Point
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 #: A file to ingest: its source name and a function that returns its bytes.
 FileItem = tuple[str, Callable[[], bytes]]
@@ -171,8 +174,12 @@ class IngestRunner:
         self.ensure(collection)
         report = IngestReport(collection, [FileResult(source=name) for name, _ in items])
         workers = resolve_workers(self.settings.ingest.workers)
-        pool = WorkerPool(self.settings, workers) if workers > 1 and len(items) > 1 else None
-        batch = _Batch(self, collection, report, metadata or {}, tenant, progress, pool)
+        clip = self.encoders.clip
+        geometry = clip.geometry() if clip is not None else None
+        pool = (WorkerPool(self.settings, workers, geometry)
+                if workers > 1 and len(items) > 1 else None)
+        batch = _Batch(self, collection, report, metadata or {}, tenant, progress, pool,
+                       geometry)
         try:
             with self._lock(collection):
                 batch.run(items)
@@ -248,8 +255,10 @@ class _Batch:
 
     def __init__(self, runner: IngestRunner, collection: str, report: IngestReport,
                  metadata: dict[str, Any], tenant: str | None, progress: ProgressFn | None,
-                 pool: WorkerPool | None) -> None:
+                 pool: WorkerPool | None,
+                 geometry: Callable[[Image.Image], Image.Image] | None = None) -> None:
         self.r = runner
+        self.geometry = geometry
         self.collection = collection
         self.report = report
         self.metadata = metadata
@@ -307,7 +316,7 @@ class _Batch:
         else:
             try:
                 item.prepared = prepare(self.r.settings, name, data, doc_id, self.metadata,
-                                        self.tenant, self.visual, self.r.ocr)
+                                        self.tenant, self.visual, self.r.ocr, self.geometry)
             except Exception as exc:
                 item.error = exc
         return item

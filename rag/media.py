@@ -36,14 +36,26 @@ class MediaStore:
         return self.root / key[:2] / name
 
     def put(self, key: str, image: Image.Image, max_side: int = 2048) -> str:
-        path = self._path(key)
-        if path.exists():
-            return key
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.exists(key):
+            self.write(key, self.encode(image, max_side))
+        return key
+
+    @staticmethod
+    def encode(image: Image.Image, max_side: int = 2048) -> bytes:
+        """The WebP bytes :meth:`put` stores for ``image`` (longer side at most
+        ``max_side``): a rendered A4 page is ~6 MB of pixels and ~100-300 KB of WebP."""
         img = image.convert("RGB") if image.mode not in ("RGB", "L") else image.copy()
         img.thumbnail((max_side, max_side))
+        buf = io.BytesIO()
+        img.save(buf, format="WEBP", quality=85, method=WEBP_METHOD)
+        return buf.getvalue()
+
+    def write(self, key: str, data: bytes) -> str:
+        """Store encoded bytes (from :meth:`encode`) under ``key``, atomically."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        img.save(tmp, format="WEBP", quality=85, method=WEBP_METHOD)
+        tmp.write_bytes(data)
         tmp.replace(path)
         return key
 

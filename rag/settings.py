@@ -78,11 +78,14 @@ class ClipSettings(_Section):
     model_config_path: str | None = None
     device: Device = "auto"
     precision: Precision = "auto"
-    # Images per forward pass; on a GPU larger batches (256+) keep it busy.
-    batch_size: int = 16
+    # Images per forward pass; 0: auto, 256 on a GPU (large batches keep it busy), 16 on
+    # the CPU.
+    batch_size: int = 0
     # Threads that decode, resize and normalise images while the model runs (0: none,
-    # the calling thread does it). PIL releases the GIL for decoding and resampling.
-    preprocess_workers: int = 0
+    # the calling thread does it; -1: auto, one per core up to 16 on a GPU, none on the
+    # CPU, where the model is the bottleneck). PIL releases the GIL for decoding and
+    # resampling.
+    preprocess_workers: int = -1
     # Decode JPEGs at a reduced scale (libjpeg's DCT scaling, PIL's draft mode) that is
     # still at least the model's input size: decoding a 1024x768 JPEG at half scale is
     # several times cheaper. Vectors move slightly (the bench reports cosine to the full

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -25,6 +26,13 @@ class ImageTextEncoder(Protocol):
     def encode_images(self, images: list[Image.Image]) -> np.ndarray: ...
 
     def encode_texts(self, texts: list[str]) -> np.ndarray: ...
+
+    def geometry(self) -> Callable[[Image.Image], Image.Image] | None:
+        """A picklable function that shrinks an image to what this encoder actually looks
+        at (its resize and crop) such that ``encode_images`` gives the same vector for
+        the shrunk image as for the original, or None. Ingest workers apply it before
+        shipping pictures and pages back, so pixels the model never sees stay behind."""
+        ...
 
 
 class TextEncoder(Protocol):

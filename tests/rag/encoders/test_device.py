@@ -4,6 +4,7 @@ autocast and the ONNX text runtime must give the vectors of the plain fp32 path.
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +14,9 @@ from PIL import Image
 
 from rag.device import resolve_device, resolve_dtype
 from rag.encoders import build_encoders
-from rag.encoders.clip import OpenClipEncoder
+from rag.encoders.clip import OpenClipEncoder, _auto_sizes
 from rag.errors import ConfigError, ModelUnavailable
-from rag.settings import load_settings
+from rag.settings import ClipSettings, load_settings
 from tests.conftest import tiny_clip
 
 
@@ -78,6 +79,19 @@ def test_clip_preprocessing_threads_give_the_same_vectors_in_order(tmp_path: Pat
     threaded.close()
 
 
+def test_clip_batch_and_threads_auto_are_large_on_a_gpu_and_off_on_the_cpu(
+    tmp_path: Path,
+) -> None:
+    auto = ClipSettings()
+    assert (auto.batch_size, auto.preprocess_workers) == (0, -1)
+    assert _auto_sizes(auto, "cuda") == (256, min(16, os.cpu_count() or 1))
+    assert _auto_sizes(auto, "cuda:1")[0] == 256
+    assert _auto_sizes(auto, "cpu") == (16, 0)
+    assert _auto_sizes(ClipSettings(batch_size=8, preprocess_workers=3), "cuda") == (8, 3)
+    enc = _clip(tmp_path)  # the CPU here
+    assert (enc.batch_size, enc.preprocess_workers, enc._pool) == (16, 0, None)
+
+
 def test_clip_bf16_autocast_stays_close_to_fp32(tmp_path: Path) -> None:
     files = _jpegs(tmp_path, 4)
     fp32 = _clip(tmp_path)
@@ -87,6 +101,34 @@ def test_clip_bf16_autocast_stays_close_to_fp32(tmp_path: Path) -> None:
     cos = (a * b).sum(axis=1)
     assert cos.min() > 0.99, cos  # a tiny random model; real CLIP is checked by the bench
     assert not np.array_equal(a, b)  # autocast really ran
+
+
+def test_clip_geometry_shrinks_images_to_the_input_without_changing_vectors(
+    tmp_path: Path,
+) -> None:
+    enc = _clip(tmp_path)
+    geometry = enc.geometry()
+    assert geometry is not None
+    rng = np.random.default_rng(3)
+    shapes = [(1600, 1200), (40, 300), (20, 10), (32, 32), (33, 97)]
+    images = [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+              for w, h in shapes]
+    shrunk = [geometry(im) for im in images]
+    assert {im.size for im in shrunk} == {(32, 32)}  # the tiny model's input side
+    np.testing.assert_array_equal(enc.encode_images(images), enc.encode_images(shrunk))
+    # Ingest workers receive it pickled; it must not drag torch into them.
+    assert b"torch" not in pickle.dumps(geometry)
+    assert pickle.loads(pickle.dumps(geometry))(images[0]).tobytes() == shrunk[0].tobytes()
+
+
+def test_clip_geometry_is_none_when_the_model_preprocesses_otherwise(tmp_path: Path) -> None:
+    from torchvision import transforms as T
+
+    enc = _clip(tmp_path)
+    enc._preprocess = T.Compose([  # bilinear: the shrunk image would encode differently
+        T.Resize(32, interpolation=T.InterpolationMode.BILINEAR), T.CenterCrop(32),
+        T.ToTensor()])
+    assert enc.geometry() is None
 
 
 def test_text_onnx_runtime_matches_torch_and_caches_its_export(
