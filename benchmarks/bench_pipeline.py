@@ -160,11 +160,11 @@ def main() -> None:
         tmpd = Path(tmp)
         if args.long_pdf:
             rows += long_pdf(tmpd, args.long_pdf, args.clip)
-        elif not args.ingest_only:
-            rows += text_ingest(tmpd, args.text_files)
-        if not args.long_pdf:
+        elif args.ingest_only:
             rows += ingest_vs_naive(tmpd, args.corpus, args.copies)
-        if not args.ingest_only and not args.long_pdf:
+        else:
+            rows += text_ingest(tmpd, args.text_files)
+            rows += ingest_vs_naive(tmpd, args.corpus, args.copies)
             rows += search_latency(tmpd, args.searches)
 
     width = max(len(r[0]) for r in rows)
