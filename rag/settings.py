@@ -185,6 +185,11 @@ class IngestSettings(_Section):
     batch_size: int = 64
     # Processes that load, render and OCR files: -1 one per core, 0 none (in-process).
     workers: int = -1
+    # A document whose write started (its record says "writing") this many seconds ago
+    # and never finished is a crashed writer's leftover, and the next writer of that
+    # source removes it; younger ones may be another process still writing (several
+    # writers on one Qdrant server) and are left alone.
+    stale_write_s: float = 3600.0
 
 
 class CrossEncoderRerankSettings(_Section):
@@ -280,6 +285,18 @@ class ApiSettings(_Section):
     # Hosts allowed for http(s) image_url parts; empty means data URLs only.
     image_url_allowlist: list[str] = Field(default_factory=list)
     public_url: str | None = None
+    # Host header values the server answers (DNS-rebinding defence), each "name" or
+    # "name:port"; "*.example.com" for subdomains. Empty: the loopback names only
+    # (localhost, 127.0.0.1, [::1]) and the bind address. "*" (any host) needs api_keys.
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # Origins (scheme://host[:port]) whose pages may call the API from a browser (CORS).
+    # Empty: CORS off, and state-changing requests from other sites are refused.
+    cors_origins: list[str] = Field(default_factory=list)
+    # Bytes of accepted uploads waiting in the spool (queued or running jobs) together;
+    # past it new uploads get 429 with Retry-After until jobs drain it.
+    max_spool_bytes: int = 4 * 1024 * 1024 * 1024
+    # Finished jobs (their state files) are pruned this many seconds after they end.
+    job_retention: float = 7 * 24 * 3600.0
 
 
 class Settings(BaseSettings):
