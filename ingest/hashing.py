@@ -10,11 +10,8 @@ from __future__ import annotations
 import hashlib
 import uuid
 
+from rag.payload import POINT_NAMESPACE  # noqa: F401 (the payload schema owns it)
 from rag.types import path_prefixes  # noqa: F401 (re-exported: ids and prefixes live together)
-
-# Fixed forever: changing it would give every stored point a new id, so a re-ingest
-# would duplicate every collection instead of overwriting it.
-POINT_NAMESPACE = uuid.UUID("6f1d3c1e-8b7a-5c4e-9a52-3d0f6e2b7c41")
 
 # Chunk number of the one visual point (picture or rendered page) of a page; text chunks
 # of the same page are numbered 0..n-1, so the two can never collide.

@@ -28,13 +28,14 @@ from rag.rerank import build_reranker
 from rag.retrieve import Retriever
 from rag.settings import Settings
 from rag.store import VectorStore, build_store
+from rag.store.records import Records
 from rag.types import Answer, Filter, GenerationEvent, Hit
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from pipeline.jobs import Job, JobListener, JobRunner
-    from pipeline.runner import FileItem, IngestReport, IngestRunner, ProgressFn
+    from pipeline.runner import FileItem, IngestReport, IngestRunner, ProgressFn, WriteLocks
     from rag.generate.base import Generator
     from rag.ocr import OcrEngine
 
@@ -97,6 +98,19 @@ class Pipeline:
         self._gate.pin()
 
     @functools.cached_property
+    def _locks(self) -> WriteLocks:
+        from pipeline.runner import WriteLocks
+
+        return WriteLocks()
+
+    @functools.cached_property
+    def _records(self) -> Records:
+        """The record protocol; ``exclusive`` where only this process can write (an
+        embedded store behind the gate), else several writers share a server."""
+        return Records(self._store, exclusive=not isinstance(self._gate, NoGate),
+                       stale_s=self.settings.ingest.stale_write_s)
+
+    @functools.cached_property
     def _encoders(self) -> Encoders:
         return build_encoders(self.settings)
 
@@ -118,13 +132,15 @@ class Pipeline:
             self._encoders,
             build_reranker(self.settings.retrieval, self._media, self.settings.offline),
             read_image=self._read_image if self._ocr is not None else None,
+            complete=self._records.complete_doc_ids,
         )
 
     @functools.cached_property
     def _runner(self) -> IngestRunner:
         from pipeline.runner import IngestRunner
 
-        runner = IngestRunner(self.settings, self._store, self._encoders, self._media, self._ocr)
+        runner = IngestRunner(self.settings, self._store, self._encoders, self._media, self._ocr,
+                              self._records, self._locks)
         runner.between_files = self._gate.let_waiters_in
         return runner
 
@@ -355,39 +371,58 @@ class Pipeline:
 
     @_gated
     def count(self, collection: str) -> int:
-        """Points of chunks, pictures and pages (completion records not counted)."""
-        records = self._store.count(collection, Filter(modality=[RECORD]))
-        return self._store.count(collection) - records
+        """Points of complete documents (what search can return), from their records."""
+        return self._records.complete_points(collection)
 
     @_gated
     def documents(self, collection: str) -> list[dict[str, Any]]:
-        """One row per stored source: its doc id, type, pages and point count."""
-        docs: dict[str, dict[str, Any]] = {}
+        """One row per stored source: its doc id, type, pages and point count. Only
+        documents whose record is complete and whose points are all there are listed:
+        a write in flight, a crashed one or a half-done delete is not a document."""
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        promised: dict[tuple[str, str], int] = {}
         for hit in self._store.scroll(collection):
+            key = (hit.source, hit.doc_id)
             if hit.modality == RECORD:
+                if hit.record is not None and hit.record.complete:
+                    promised[key] = hit.record.points
                 continue
-            row = docs.setdefault(
-                hit.source,
+            row = rows.setdefault(
+                key,
                 {"source": hit.source, "doc_id": hit.doc_id, "mime": hit.mime, "points": 0,
                  "pages": 0},
             )
             row["points"] += 1
             row["pages"] = max(row["pages"], hit.page)
-        return sorted(docs.values(), key=lambda r: r["source"])
+        whole = [r for key, r in rows.items() if promised.get(key) == r["points"]]
+        return sorted(whole, key=lambda r: r["source"])
 
     @_gated
     def delete_source(self, collection: str, source: str) -> int:
-        """Remove every point of ``source``; returns how many (records not counted)."""
-        records = self._store.count(collection, Filter(source=source, modality=[RECORD]))
-        deleted = self._store.delete(collection, Filter(source=source)) - records
-        if deleted <= 0:
+        """Remove every point of ``source``; returns how many (records not counted).
+
+        Waits for an ingest of the same source in this process to finish its file, and
+        removes the records first, so an interrupted delete leaves nothing visible."""
+        self._locks.acquire(collection, source)
+        try:
+            deleted, documents = self._records.remove_source(collection, source)
+        finally:
+            self._locks.release(collection, source)
+        if deleted <= 0 and not documents:
             raise NotFound(f"{source!r} is not in collection {collection!r} "
                            f"(see `mmrag documents --collection {collection}`)")
         return deleted
 
     @_gated
     def drop(self, collection: str) -> None:
-        self._store.drop(collection)
+        """Drop ``collection``; an ingest running into it in this process stops at its
+        next file (its remaining files fail, saying why) before the drop."""
+        self._locks.cancel(collection)
+        try:
+            with self._locks.collection(collection):
+                self._store.drop(collection)
+        finally:
+            self._locks.uncancel(collection)
 
     # --- media ----------------------------------------------------------------------------
     def media_bytes(self, key: str, size: int | None = None) -> bytes:

@@ -7,7 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-FileStatus = Literal["pending", "added", "replaced", "unchanged", "duplicate", "failed"]
+# ``repaired``: the stored document's record promised points the store did not have
+# (removed behind mmrag's back, or by an interrupted delete of older versions); it was
+# written again.
+FileStatus = Literal["pending", "added", "replaced", "repaired", "unchanged", "duplicate",
+                     "failed"]
 
 
 @dataclass
@@ -31,7 +35,8 @@ class IngestReport:
 
     @property
     def points_written(self) -> int:
-        return sum(f.points for f in self.files if f.status in ("added", "replaced"))
+        return sum(f.points for f in self.files
+                   if f.status in ("added", "replaced", "repaired"))
 
     @property
     def failed(self) -> list[FileResult]:
@@ -40,7 +45,7 @@ class IngestReport:
     def summary(self) -> str:
         parts = [
             f"{self.count(s)} {s}"
-            for s in ("added", "replaced", "unchanged", "duplicate", "failed")
+            for s in ("added", "replaced", "repaired", "unchanged", "duplicate", "failed")
             if self.count(s)
         ]
         return (

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ingest.hashing import point_id, sha256_bytes
+from ingest.hashing import sha256_bytes
 from ingest.points import document_leads, embed_chunks
 from pipeline.prepare import Prepared, WorkerPool, prepare, resolve_workers
 from pipeline.report import FileResult, FileStatus, IngestReport, Progress, ProgressFn  # noqa: F401
@@ -35,10 +35,11 @@ from rag.encoders import Encoders
 from rag.errors import LimitExceeded, MmragError, NotFound
 from rag.media import MediaStore
 from rag.ocr import OcrEngine
-from rag.payload import RECORD, RECORD_CHUNK, record_payload
+from rag.payload import WRITING
 from rag.settings import Settings
 from rag.store import VectorStore
-from rag.types import CollectionSpec, Filter, Point
+from rag.store.records import Records
+from rag.types import CollectionSpec, Point
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -132,6 +133,50 @@ class _Pending:
         return self.prepared
 
 
+class WriteLocks:
+    """Who is writing or deleting what, in this process.
+
+    A batch holds its collection for its whole run (:meth:`collection`: one batch per
+    collection at a time, and drop takes it too). Within it, an ingest holds a source
+    from its decision (unchanged? partial? replace?) until its points and record are
+    written; a delete of that source waits for it, and an ingest of a source being
+    deleted waits for the delete, while other sources carry on. A dropped collection's
+    running ingest stops at its next file (:meth:`cancel`)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._held: set[tuple[str, str]] = set()
+        self._cancelled: set[str] = set()
+        self._collections: dict[str, threading.Lock] = {}
+
+    def collection(self, name: str) -> threading.Lock:
+        with self._cond:
+            return self._collections.setdefault(name, threading.Lock())
+
+    def acquire(self, collection: str, source: str) -> None:
+        with self._cond:
+            while (collection, source) in self._held:
+                self._cond.wait()
+            self._held.add((collection, source))
+
+    def release(self, collection: str, source: str) -> None:
+        with self._cond:
+            self._held.discard((collection, source))
+            self._cond.notify_all()
+
+    def cancel(self, collection: str) -> None:
+        with self._cond:
+            self._cancelled.add(collection)
+
+    def uncancel(self, collection: str) -> None:
+        with self._cond:
+            self._cancelled.discard(collection)
+
+    def cancelled(self, collection: str) -> bool:
+        with self._cond:
+            return collection in self._cancelled
+
+
 class IngestRunner:
     def __init__(
         self,
@@ -140,21 +185,18 @@ class IngestRunner:
         encoders: Encoders,
         media: MediaStore,
         ocr: OcrEngine | None,
+        records: Records | None = None,
+        locks: WriteLocks | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.encoders = encoders
         self.media = media
         self.ocr = ocr
-        # One writer per collection at a time: dedup checks and replacement must not race.
-        self._locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
+        self.records = records or Records(store, stale_s=settings.ingest.stale_write_s)
+        self.sources = locks or WriteLocks()
         #: Called between files; the pipeline uses it to let other processes at the store.
         self.between_files: Callable[[], None] | None = None
-
-    def _lock(self, collection: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks.setdefault(collection, threading.Lock())
 
     def spec(self) -> CollectionSpec:
         return CollectionSpec(dense=self.encoders.dense_dims(), sparse=self.encoders.sparse_names())
@@ -181,64 +223,68 @@ class IngestRunner:
         batch = _Batch(self, collection, report, metadata or {}, tenant, progress, pool,
                        geometry)
         try:
-            with self._lock(collection):
+            with self.sources.collection(collection):
                 batch.run(items)
                 if report.points_written >= self.settings.store.optimize_after:
                     self.store.optimize(collection)
         finally:
+            batch.release_all()
             if pool is not None:
                 pool.close()
         report.seconds = time.perf_counter() - start
         return report
 
-    # --- decisions and writes (main thread, under the collection lock) ------------------
-
-    def _record(self, collection: str, flt: Filter) -> str | None:
-        """The source of the first completion record matching ``flt``."""
-        flt.modality = [RECORD]
-        for hit in self.store.scroll(collection, flt, batch=1):
-            return hit.source
-        return None
+    # --- decisions and writes (main thread, the source held) ----------------------------
 
     def decide(self, collection: str, name: str, doc_id: str, result: FileResult) -> bool:
         """Settle ``unchanged``/``duplicate`` without loading the file; True if it must be
-        (re)written. Leftovers of an interrupted earlier run are cleaned up here."""
-        if self._record(collection, Filter(source=name, doc_id=doc_id)) is not None:
-            # Complete. A crash between the record and the removal of the previous
-            # version may have left that version behind: finish the replacement.
-            self.store.delete(collection, Filter(source=name, exclude_doc_id=doc_id))
-            result.status = "unchanged"
-            return False
-        twin = self._record(collection, Filter(doc_id=doc_id))
-        if twin is not None:
+        (re)written. What an interrupted earlier run left is finished or removed here:
+        a complete record over missing points is repaired (rewritten), a write that never
+        completed is removed, a replacement that never removed the old version does."""
+        records = self.records
+        mine = [v for v in records.versions(collection, name) if v.doc_id == doc_id]
+        if mine and mine[0].record.complete:
+            if records.is_whole(collection, mine[0]):
+                records.settle(collection, name, doc_id)
+                result.status = "unchanged"
+                return False
+            # A record that promises points the store does not have: rewrite it.
+            records.remove(collection, name, doc_id)
+            result.status = "repaired"
+            return True
+        twins = [v for v in records.versions(collection, doc_ids=[doc_id])
+                 if v.source != name and v.record.complete]
+        if twins:
             result.status = "duplicate"
-            result.error = f"same content as {twin!r}, already stored"
+            result.error = f"same content as {twins[0].source!r}, already stored"
             return False
-        if self.store.count(collection, Filter(source=name, doc_id=doc_id)):
-            # Partial: points without a record, from a run that died mid-file.
-            self.store.delete(collection, Filter(source=name, doc_id=doc_id))
+        if mine and mine[0].record.state == WRITING and not records.exclusive and (
+                records.clock() - mine[0].record.written_at < records.stale_s):
+            return True  # another process is writing the same bytes: same ids, no harm
+        if mine or records.points_of(collection, name, doc_id):
+            # Partial: a write or a delete that never finished.
+            records.remove(collection, name, doc_id)
         return True
 
     def write(self, collection: str, name: str, doc_id: str, points: list[Point],
               mime: str, result: FileResult, tenant: str | None) -> None:
-        """Upsert a document's points, then its record, then drop its previous version."""
+        """The record says ``writing``, then the points, then the record says
+        ``complete``, then the source's other versions go (see rag/store/records.py)."""
         batch = self.settings.ingest.batch_size
-        record = Point(
-            id=point_id(doc_id, 0, RECORD_CHUNK),
-            vectors={},
-            payload=record_payload(doc_id, name, mime, len(points), tenant),
-        )
+        records = self.records
+        records.begin(collection, name, doc_id, mime, len(points), tenant)
         try:
             for i in range(0, len(points), batch):
                 self.store.upsert(collection, points[i : i + batch])
-            self.store.upsert(collection, [record])
         except BaseException:
             # Roll back this file's new points; its previous version is still intact.
-            self.store.delete(collection, Filter(source=name, doc_id=doc_id))
+            records.remove(collection, name, doc_id)
             raise
+        records.finish(collection, name, doc_id, mime, len(points), tenant)
         result.points = len(points)
-        previous = self.store.delete(collection, Filter(source=name, exclude_doc_id=doc_id))
-        result.status = "replaced" if previous else "added"
+        previous = records.settle(collection, name, doc_id)
+        if result.status != "repaired":
+            result.status = "replaced" if previous else "added"
 
 
 def _fail(result: FileResult, name: str, exc: BaseException) -> None:
@@ -270,8 +316,23 @@ class _Batch:
         self.chunks = 0
         self.window = 2 * pool.workers if pool is not None else 1
         self.visual = runner.encoders.clip is not None
+        self.held: set[str] = set()
+
+    def hold(self, name: str) -> None:
+        self.r.sources.acquire(self.collection, name)
+        self.held.add(name)
+
+    def release(self, name: str) -> None:
+        if name in self.held:
+            self.held.discard(name)
+            self.r.sources.release(self.collection, name)
+
+    def release_all(self) -> None:
+        for name in list(self.held):
+            self.release(name)
 
     def emit(self, index: int, name: str) -> None:
+        self.release(name)
         self.done += 1
         result = self.report.files[index]
         self.chunks += result.chunks
@@ -281,6 +342,9 @@ class _Batch:
 
     def run(self, items: list[FileItem]) -> None:
         for index, (name, read) in enumerate(items):
+            if self.r.sources.cancelled(self.collection):
+                self.drain_cancelled(items, index)
+                return
             if self.progress:
                 self.progress(Progress(self.done, len(items), self.chunks, name))
             result = self.report.files[index]
@@ -292,6 +356,7 @@ class _Batch:
                 # decisions are exactly those of a one-file-at-a-time run.
                 while any(p.doc_id == doc_id or p.name == name for p in self.pending):
                     self.commit(block=True)
+                self.hold(name)
                 if not self.r.decide(self.collection, name, doc_id, result):
                     self.emit(index, name)
                     continue
@@ -307,6 +372,17 @@ class _Batch:
                 self.r.between_files()
         while self.pending:
             self.commit(block=True)
+
+    def drain_cancelled(self, items: list[FileItem], first: int) -> None:
+        """The collection was dropped: write nothing more, say so for the rest."""
+        while self.pending:
+            self.commit(block=True)
+        for index in range(first, len(items)):
+            name = items[index][0]
+            _fail(self.report.files[index], name, MmragError(
+                f"{name}: not ingested: collection {self.collection!r} was dropped "
+                "while this ingest ran"))
+            self.emit(index, name)
 
     def start(self, index: int, name: str, data: bytes, doc_id: str) -> _Pending:
         item = _Pending(index, name, doc_id)

@@ -9,9 +9,10 @@ to the stored layout is a change to this file alone.
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
-from rag.types import Chunk, Hit, PayloadBoxes, Vector, path_prefixes
+from rag.types import Chunk, Hit, PayloadBoxes, RecordInfo, Vector, path_prefixes
 
 # Payload keys the pipeline writes and filters read.
 DOC_ID = "doc_id"
@@ -32,8 +33,25 @@ TENANT = "tenant"
 # of the document's points (see pipeline/runner.py); never returned by a vector search.
 RECORD = "record"
 POINTS = "points"
+# A record's state: its document is being written, is complete, or is being removed.
+# Records written before states existed have none and count as complete.
+STATE = "state"
+WRITING = "writing"
+COMPLETE = "complete"
+DELETING = "deleting"
+WRITTEN_AT = "written_at"
 # Chunk number of a document's record: pages use 0.., their visual point -1.
 RECORD_CHUNK = -2
+
+# Point ids are UUIDv5 of ``doc_id/page/chunk`` in this namespace (ingest/hashing.py).
+# Fixed forever: changing it would give every stored point a new id, so a re-ingest
+# would duplicate every collection instead of overwriting it.
+POINT_NAMESPACE = uuid.UUID("6f1d3c1e-8b7a-5c4e-9a52-3d0f6e2b7c41")
+
+
+def record_point_id(doc_id: str) -> str:
+    """The id of a document's record (page 0, :data:`RECORD_CHUNK`)."""
+    return str(uuid.uuid5(POINT_NAMESPACE, f"{doc_id}/0/{RECORD_CHUNK}"))
 # Chunk number of a document's lead point (``chunking.lead_chars``): its opening alone.
 LEAD_CHUNK = -3
 
@@ -100,13 +118,23 @@ def hit_from_payload(
         media=payload.get(MEDIA),
         metadata=dict(payload.get(META) or {}),
         vectors=dict(vectors or {}),
+        record=_record_info(payload) if payload.get(MODALITY) == RECORD else None,
     )
 
 
-def record_payload(doc_id: str, source: str, mime: str, points: int, tenant: str | None
-                   ) -> dict[str, Any]:
-    """The payload of a document's completion record: it exists only once all of the
-    document's ``points`` are stored."""
+def _record_info(payload: dict[str, Any]) -> RecordInfo:
+    try:
+        points = int(payload.get(POINTS, 0))
+        written_at = float(payload.get(WRITTEN_AT, 0.0))
+    except (TypeError, ValueError):  # a record damaged outside mmrag: never complete
+        return RecordInfo(-1, DELETING, 0.0)
+    return RecordInfo(points, str(payload.get(STATE, COMPLETE)), written_at)
+
+
+def record_payload(doc_id: str, source: str, mime: str, points: int, tenant: str | None,
+                   state: str = COMPLETE, written_at: float = 0.0) -> dict[str, Any]:
+    """The payload of a document's record: ``state`` is ``complete`` only once all of the
+    document's ``points`` are stored (see ``pipeline/runner.py`` for the protocol)."""
     payload: dict[str, Any] = {
         DOC_ID: doc_id,
         SOURCE: source,
@@ -116,6 +144,8 @@ def record_payload(doc_id: str, source: str, mime: str, points: int, tenant: str
         PAGE: 0,
         CHUNK: RECORD_CHUNK,
         POINTS: points,
+        STATE: state,
+        WRITTEN_AT: written_at,
     }
     if tenant is not None:
         payload[TENANT] = tenant

@@ -9,7 +9,8 @@ collection built with CLIP can still be searched from the offline profile.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from rag.encoders import Encoders
@@ -24,6 +25,12 @@ if TYPE_CHECKING:
 
 #: Reads the text in an image (OCR), so image queries can use the text paths.
 ImageReader = Callable[["Image.Image"], str]
+# Re-queries that exclude incomplete documents, and how many such documents at most.
+MAX_REQUERIES = 2
+MAX_HIDDEN = 256
+
+#: Which of these doc ids (of one collection) are complete documents.
+CompleteFn = Callable[[str, Iterable[str]], set[str]]
 
 
 class Retriever:
@@ -34,12 +41,16 @@ class Retriever:
         encoders: Encoders,
         reranker: Reranker,
         read_image: ImageReader | None = None,
+        complete: CompleteFn | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.encoders = encoders
         self.reranker = reranker
         self.read_image = read_image
+        # Points of a document whose record is not complete (a write in flight, a crash,
+        # a delete half-way) are never returned (rag/store/records.py).
+        self.complete = complete
 
     def query_vectors(
         self, collection: str, text: str | None = None, image: Image.Image | None = None
@@ -80,6 +91,33 @@ class Retriever:
             )
         return paths
 
+    def _complete_hits(self, collection: str, request: SearchRequest) -> list[Hit]:
+        """The fused candidates of complete documents only. A document being written, or
+        left half-deleted by a crash, can fill the candidate list (a 300-chunk manual
+        owns every top-50 slot of its topic): its doc ids are then excluded inside the
+        engine and the query runs again, so they never crowd out whole documents. That
+        costs a second query only while such a document exists."""
+        hits = self.store.query(collection, request)
+        if self.complete is None:
+            return hits
+        hidden: set[str] = set()
+        for _ in range(MAX_REQUERIES + 1):
+            if not hits:
+                return hits
+            whole = self.complete(collection, {h.doc_id for h in hits})
+            partial = {h.doc_id for h in hits} - whole
+            if not partial:
+                return hits
+            hidden |= partial
+            if len(hidden) > MAX_HIDDEN:
+                break
+            base = request.filter or Filter()
+            request = replace(request, filter=replace(
+                base, exclude_doc_ids=sorted(hidden | set(base.exclude_doc_ids or ()))))
+            hits = self.store.query(collection, request)
+        whole = self.complete(collection, {h.doc_id for h in hits})
+        return [h for h in hits if h.doc_id in whole]
+
     def search(
         self,
         collection: str,
@@ -100,7 +138,7 @@ class Retriever:
             filter=flt,
             with_vectors=self.reranker.needs_vectors,
         )
-        hits = self.store.query(collection, request)
+        hits = self._complete_hits(collection, request)
         hits = apply_reranker(self.reranker, query, hits, limit, text or "", image)
         for h in hits:
             h.vectors = {}

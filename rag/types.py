@@ -115,6 +115,21 @@ class Point:
     payload: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class RecordInfo:
+    """What a document's record says (see ``pipeline/runner.py``): how many points the
+    document has, whether they are all written (``complete``), still being written
+    (``writing``) or being removed (``deleting``), and when that state was written."""
+
+    points: int
+    state: str
+    written_at: float
+
+    @property
+    def complete(self) -> bool:
+        return self.state == "complete"
+
+
 @dataclass
 class Hit:
     """A retrieved point with its score (and, for reranking, its vectors)."""
@@ -132,6 +147,8 @@ class Hit:
     media: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     vectors: dict[str, Vector] = field(default_factory=dict)
+    # Set on a document's completion record (``modality: record``) only.
+    record: RecordInfo | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The shape the CLI's ``--json`` and the API's search hits share."""
@@ -165,11 +182,15 @@ class Filter:
     exclude_doc_id: str | None = None
     tenant: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Any of these documents / none of these documents.
+    doc_ids: list[str] | None = None
+    exclude_doc_ids: list[str] | None = None
 
     def is_empty(self) -> bool:
-        return not any(
+        # ``doc_ids=[]`` is not "no restriction": it is refused when translated.
+        return self.doc_ids is None and not any(
             (self.modality, self.source, self.source_prefix, self.doc_id,
-             self.exclude_doc_id, self.tenant, self.metadata)
+             self.exclude_doc_id, self.tenant, self.metadata, self.exclude_doc_ids)
         )
 
 

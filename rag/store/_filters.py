@@ -83,12 +83,18 @@ def translate(flt: Filter | None) -> Conditions | None:
         must.append(MatchAnyOf(PATH_PREFIXES, (prefix,)))
     if flt.doc_id:
         must.append(MatchAnyOf(DOC_ID, (flt.doc_id,)))
+    if flt.doc_ids is not None:
+        if not flt.doc_ids:
+            raise BadInput("doc_ids: an empty list matches nothing; leave it out instead")
+        must.append(MatchAnyOf(DOC_ID, tuple(dict.fromkeys(flt.doc_ids))))
     if flt.tenant:
         must.append(MatchAnyOf(TENANT, (flt.tenant,)))
     for key, value in flt.metadata.items():
         must.append(_metadata_condition(key, value))
     if flt.exclude_doc_id:
         must_not.append(MatchAnyOf(DOC_ID, (flt.exclude_doc_id,)))
+    if flt.exclude_doc_ids:
+        must_not.append(MatchAnyOf(DOC_ID, tuple(dict.fromkeys(flt.exclude_doc_ids))))
     if not must and not must_not:
         return None
     return Conditions(tuple(must), tuple(must_not))

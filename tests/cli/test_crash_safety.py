@@ -159,3 +159,85 @@ def test_kill_9_of_the_server_mid_job_resumes_after_restart(
     expected = {Path(d["source"]).name: d["points"] for d in clean_rows}
     assert {Path(r["source"]).name: r["points"] for r in rows} == expected
     assert len(rows) == len(files)
+
+
+# The child that deletes: a real pipeline on the data dir, whose store announces each
+# engine delete on stdout just before making it, so the parent can kill -9 inside the
+# delete (after its tombstone, before or during the removal of the points) every time.
+DELETER = """
+import sys
+from pipeline import Pipeline
+from rag.settings import load_settings
+
+data, backend, source = sys.argv[1:4]
+store = {"backend": "qdrant", "path": data + "/qdrant"} if backend == "qdrant" else {}
+pipe = Pipeline(load_settings("offline", overrides={"data_dir": data, "store": store}))
+real = pipe._store.delete
+
+def announced(collection, flt):
+    print("DELETE", flt.modality, flush=True)
+    return real(collection, flt)
+
+pipe._store.delete = announced
+print("DELETED", pipe.delete_source("c", source), flush=True)
+"""
+
+
+@pytest.mark.parametrize("backend", ["edge", "qdrant"])
+def test_kill_9_inside_a_delete_then_ingest_and_delete_equal_clean_runs(
+    backend: str, clean: tuple[Path, list[dict[str, Any]], int, float], tmp_path: Path
+) -> None:
+    """A delete killed at its first engine delete (the points, after the tombstone) or at
+    its second (the tombstone), on Qdrant Edge and on qdrant-client's local mode (which
+    removes rows one by one): the document is never listed or found half-there; the next
+    ingest writes it whole again and the next delete removes it completely."""
+    from pipeline import Pipeline
+    from rag.store.records import CONTENT
+    from rag.types import Filter
+    from tests.conftest import offline
+
+    docs, expected, total, _ = clean
+    manual = str(docs / "manual.md")
+    without = [d for d in expected if d["source"] != manual]
+    manual_points = next(d["points"] for d in expected if d["source"] == manual)
+    rng = random.Random(7)
+    leftovers = 0
+    for trial, step in enumerate((1, 1, 2)):
+        data = tmp_path / f"d{trial}"
+        store = {"backend": "qdrant", "path": str(data / "qdrant")} if backend == "qdrant" \
+            else {}
+        with Pipeline(offline(data, store=store)) as pipe:
+            pipe.ingest("c", [str(docs)])
+            assert pipe.documents("c") == expected
+        proc = subprocess.Popen(
+            [sys.executable, "-c", DELETER, str(data), backend, manual], env=ENV,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            start_new_session=True)
+        assert proc.stdout is not None
+        seen = 0
+        for line in proc.stdout:
+            if line.startswith("DELETE "):
+                seen += 1
+                if seen == step:
+                    time.sleep(rng.uniform(0.0, 0.01))
+                    break
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert seen == step, f"the delete never reached engine delete {step}"
+        with Pipeline(offline(data, store=store)) as pipe:
+            left = pipe._store.count("c", Filter(source=manual))
+            leftovers += left > 0
+            # Never half there, whatever the kill left behind:
+            assert pipe.documents("c") == without, (trial, left)
+            hits = pipe.search("c", "valve assembly torque gasket", limit=20)
+            assert hits and all(h.source != manual for h in hits)
+            assert pipe.count("c") == total - manual_points
+            report = pipe.ingest("c", [str(docs)])
+            assert {f.source: f.status for f in report.files}[manual] == "added"
+            assert pipe.documents("c") == expected and pipe.count("c") == total
+            pipe.delete_source("c", manual)
+            assert pipe.documents("c") == without
+            assert pipe._store.count("c", Filter(source=manual)) == 0
+            assert pipe._store.count("c", Filter(modality=CONTENT)) == total - manual_points
+    # The kills landed inside the deletes: some of the manual was still stored.
+    assert leftovers >= 2, leftovers
