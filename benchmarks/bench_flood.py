@@ -50,7 +50,12 @@ settings = load_settings("offline", overrides={"data_dir": data, "api": api,
 uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
 """
 
-WORDS = ["pump", "valve", "torque", "gasket", "seal", "pressure", "flow", "bearing", "shaft", "impeller", "motor", "voltage", "current", "relay", "breaker", "fuse", "cable", "sensor", "probe", "alarm", "threshold", "schedule", "inspection", "maintenance", "replacement", "lubricant", "filter", "housing"]
+WORDS = [
+    "pump", "valve", "torque", "gasket", "seal", "pressure", "flow", "bearing", "shaft",
+    "impeller", "motor", "voltage", "current", "relay", "breaker", "fuse", "cable", "sensor",
+    "probe", "alarm", "threshold", "schedule", "inspection", "maintenance", "replacement",
+    "lubricant", "filter", "housing"
+]
 
 
 def tree_bytes(path: Path) -> int:
