@@ -161,6 +161,7 @@ class JobRunner:
             if job.final:
                 self.store.finish(job)
                 self.store.drop_spool(job)
+                self._maybe_prune()
             with self._lock:
                 self._live.pop(job.id, None)
             if job.final:
@@ -169,7 +170,6 @@ class JobRunner:
                         listener(job)
                     except Exception:  # a listener must not break the job
                         log.exception("job listener failed")
-                self._maybe_prune()
 
     def close(self, wait: bool = True) -> None:
         """Finish the running job; queued ones stay queued on disk and resume next start."""
