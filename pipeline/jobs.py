@@ -18,6 +18,7 @@ so:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -71,6 +72,7 @@ class JobRunner:
                             else retention_s)
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="mmrag-ingest")
         self._live: dict[str, Future[None]] = {}
+        self._jobs: dict[str, Job] = {}  # the live jobs' state, as it changes
         self._lock = threading.Lock()
         self._closed = False
         self._pruned_at = float("-inf")
@@ -84,6 +86,7 @@ class JobRunner:
                 cancel(job, "cancelled: the server is shutting down")
                 self.store.save(job)
                 return job
+            self._jobs[job.id] = job
             self._live[job.id] = self._executor.submit(self._run, job)
         return job
 
@@ -128,6 +131,13 @@ class JobRunner:
             return job_id in self._live
 
     def get(self, job_id: str) -> Job:
+        """A live job from memory (no disk read per poll, whatever its size), any other
+        from disk. The copy shares its FileResults, which are replaced, never changed."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is not None and not job.final:  # final: read it once it is compacted
+                return dataclasses.replace(job, files=list(job.files),
+                                           metadata=dict(job.metadata))
         return self.store.get(job_id)
 
     def _run(self, job: Job) -> None:
@@ -164,6 +174,7 @@ class JobRunner:
                 self._maybe_prune()
             with self._lock:
                 self._live.pop(job.id, None)
+                self._jobs.pop(job.id, None)
             if job.final:
                 for listener in self.listeners:
                     try:
@@ -178,3 +189,4 @@ class JobRunner:
         self._executor.shutdown(wait=wait, cancel_futures=True)
         with self._lock:
             self._live.clear()
+            self._jobs.clear()

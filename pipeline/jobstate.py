@@ -98,7 +98,18 @@ def _typed(name: str, value: object, types: tuple[type, ...]) -> None:
                           + " or ".join(t.__name__ for t in types))
 
 
+_FILE_KEYS = {"source", "status", "points", "chunks", "doc_id", "error"}
+
+
 def file_result_from_json(data: object) -> FileResult:
+    # The shape this module writes, checked in one go: a 20k-file job is 20k of these.
+    if type(data) is dict and data.keys() == _FILE_KEYS:
+        source, status, points = data["source"], data["status"], data["points"]
+        chunks, doc_id, error = data["chunks"], data["doc_id"], data["error"]
+        if (type(source) is str and status in FILE_STATUSES and type(points) is int
+                and type(chunks) is int and type(doc_id) is str
+                and (error is None or type(error) is str)):
+            return FileResult(source, status, points, chunks, doc_id, error)
     if not isinstance(data, dict):
         raise BadJobState("a file entry is not an object")
     source, status = data.get("source"), data.get("status", "pending")

@@ -120,22 +120,34 @@ class JobLog:
         os.close(self.fd)
 
 
+def _entries(lines: list[bytes]) -> list[object]:
+    """The JSON values of complete log lines: all at once (one parse, the usual case),
+    or line by line around the ones that do not parse."""
+    try:
+        return list(json.loads(b"[" + b",".join(lines) + b"]"))
+    except ValueError:
+        entries: list[object] = []
+        for raw in lines:
+            with contextlib.suppress(ValueError):
+                entries.append(json.loads(raw))
+        return entries
+
+
 def replay(job: Job, data: bytes) -> int:
     """Apply the log lines of ``job``'s current attempt to it; how many were applied.
     A last line without its newline was torn by a kill and is skipped, as is any line
     that does not fit (another attempt, an index out of range, another file's name)."""
-    lines = data.split(b"\n")
-    applied = 0
-    for raw in lines[:-1]:  # the part after the last newline is torn (or empty)
+    lines = [raw for raw in data.split(b"\n")[:-1] if raw.strip()]  # after the last
+    applied = 0                                                    # newline: torn
+    for entry in _entries(lines):
+        if not isinstance(entry, dict) or entry.get("a") != job.attempts:
+            continue
+        index, done, chunks = entry.get("i"), entry.get("d"), entry.get("c")
+        if not (type(index) is int and type(done) is int and type(chunks) is int):
+            continue
         try:
-            entry = json.loads(raw)
-            if not isinstance(entry, dict) or entry.get("a") != job.attempts:
-                continue
-            index, done, chunks = entry["i"], entry["d"], entry["c"]
-            if not all(type(v) is int for v in (index, done, chunks)):
-                continue
-            result = file_result_from_json(entry["f"])
-        except (ValueError, KeyError, BadJobState):
+            result = file_result_from_json(entry.get("f"))
+        except BadJobState:
             continue
         if 0 <= index < len(job.files) and job.files[index].source == result.source:
             job.files[index] = result
