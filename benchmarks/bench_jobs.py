@@ -163,10 +163,11 @@ def main() -> None:
     print(f"state writes of one job ({os.cpu_count()} cores)\n")
     print("| approach | bytes written | per file | seconds | read half done | how |")
     print("|---|---|---|---|---|---|")
-    for name, b, s, r, how in rows:
+    for name, nbytes, secs, read_s, how in rows:
         n = int(name.rsplit(", ", 1)[1].split()[0].replace(",", ""))
-        read = f"{r * 1000:.1f} ms" if r is not None else "-"
-        print(f"| {name} | {b / MB:,.1f} MB | {b / n:,.0f} B | {s:,.2f} s | {read} | {how} |")
+        read = f"{read_s * 1000:.1f} ms" if read_s is not None else "-"
+        print(f"| {name} | {nbytes / MB:,.1f} MB | {nbytes / n:,.0f} B | {secs:,.2f} s "
+              f"| {read} | {how} |")
 
 
 if __name__ == "__main__":
