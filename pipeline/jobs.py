@@ -94,7 +94,7 @@ class JobRunner:
         """At start: prune what is past retention, fail the path jobs a previous process
         left unfinished, queue its spooled upload jobs again; the ids queued."""
         self.store.purge_incoming()  # uploads a dead process was still receiving
-        self.prune(leftovers=True)
+        self.prune(full=True)
         resumed = []
         for job in self.store.unfinished():
             with self._lock:
@@ -113,11 +113,11 @@ class JobRunner:
             resumed.append(job.id)
         return resumed
 
-    def prune(self, leftovers: bool = False) -> list[str]:
+    def prune(self, full: bool = False) -> list[str]:
         """Remove jobs finished more than ``retention_s`` ago; their ids."""
         self._pruned_at = time.monotonic()
         try:
-            return self.store.prune(self.retention_s, leftovers=leftovers)
+            return self.store.prune(self.retention_s, full=full)
         except OSError as exc:  # a full or read-only disk must not stop jobs or a start
             log.warning("could not prune old jobs in %s: %s", self.store.root, one_line(exc))
             return []

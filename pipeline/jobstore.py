@@ -349,18 +349,23 @@ class JobStore:
         """Jobs a previous process queued or was running, oldest first."""
         return sorted((j for j in self.jobs() if not j.final), key=lambda j: j.created)
 
-    def prune(self, retention_s: float, now: float | None = None,
-              leftovers: bool = False) -> list[str]:
+    def prune(self, retention_s: float, now: float | None = None, full: bool = False
+              ) -> list[str]:
         """Remove jobs that finished more than ``retention_s`` ago (spool, log, then the
         header, so an interruption leaves a job that the next pass prunes); their ids.
-        Cheap when nothing is due: a header younger than the retention cannot be, since
-        its final write comes after ``finished``. With ``leftovers`` (at start, when no
-        job of this process is half made), also our own temp files and spool folders
-        that no job names, once older than the retention."""
+
+        ``full=False`` (the passes after a job finishes) is cheap when nothing is due: it
+        reads only headers older than the retention, since a job's final header is
+        written after it finished. ``full=True`` (at start) reads every header, so a
+        file whose time says nothing (copied, restored) is judged by its ``finished``;
+        it also removes our own leftovers: temp files, and spool folders that no job
+        names once they are older than the retention (a crash between spooling and
+        saving the job; at start no job of this process is half made)."""
         now = time.time() if now is None else now
         cutoff = now - retention_s
         found = self.scan()
-        due = Scan(jobs={k: st for k, st in found.jobs.items() if st.st_mtime <= cutoff})
+        due = Scan(jobs={k: st for k, st in found.jobs.items()
+                         if full or st.st_mtime <= cutoff})
         pruned = []
         for job in self.jobs(due, replay_log=False):
             ended = job.finished if job.finished is not None else due.jobs[job.id].st_mtime
@@ -369,7 +374,7 @@ class JobStore:
                 self._log(job.id).unlink(missing_ok=True)
                 self._header(job.id).unlink(missing_ok=True)
                 pruned.append(job.id)
-        if leftovers:
+        if full:
             for name in found.leftovers:
                 (self.root / name).unlink(missing_ok=True)
             for job_id in found.spools - set(found.jobs):

@@ -316,6 +316,9 @@ def test_finished_jobs_are_pruned_after_the_retention_at_start(tmp_path: Path) -
     with Pipeline(offline(data, api={"job_retention": 7 * day})) as first:
         store = first._jobs.store
         old = [finished_job(store, 8 * day, s) for s in ("done", "failed", "cancelled")]
+        restored = finished_job(store, 8 * day)  # copied back today: its time says nothing
+        os.utime(store.root / f"{restored.id}.json")
+        old.append(restored)
         (store.root / f"{old[0].id}.log").write_text("")  # leftovers go with their job
         (store.root / old[0].id / "files").mkdir(parents=True)
         (store.root / old[0].id / "files" / "00000").write_text("x")
