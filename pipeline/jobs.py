@@ -169,8 +169,12 @@ class JobRunner:
             if job_log is not None:
                 job_log.close()
             if job.final:
-                self.store.finish(job)
-                self.store.drop_spool(job)
+                try:
+                    self.store.finish(job)
+                    self.store.drop_spool(job)
+                except OSError as exc:  # a full disk: the job still ends in this process
+                    log.error("cannot store the final state of job %s: %s", job.id,
+                              one_line(exc))
                 self._maybe_prune()
             with self._lock:
                 self._live.pop(job.id, None)
