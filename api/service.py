@@ -56,6 +56,7 @@ class RagService:
         self.image_policy = ImagePolicy.from_settings(settings)
         self.uploads = UploadBudget(settings.api.max_inflight_upload_bytes)
         self._snapshots: dict[str, tuple[float, Job]] = {}
+        self._reading: dict[str, asyncio.Future[Job]] = {}  # job id -> its read under way
         if metrics is not None:
             pipeline.on_job_finished(self._count_job)
 
@@ -286,11 +287,11 @@ class RagService:
         :meth:`get_job` first for the 404 before any stream starts."""
         job = await run_in_threadpool(self.get_job, job_id, principal)
         yield job
-        seen = self._snapshot(job_id, poll_s)
+        seen = await self._snapshot(job_id, poll_s)
         idle = 0.0
         while job.status not in FINAL:
             await asyncio.sleep(poll_s)
-            snapshot = self._snapshot(job_id, poll_s)
+            snapshot = await self._snapshot(job_id, poll_s)
             if snapshot is not seen:
                 seen = snapshot
                 current = self._job(snapshot)
@@ -303,21 +304,32 @@ class RagService:
                 yield None
                 idle = 0.0
 
-    def _snapshot(self, job_id: str, max_age_s: float) -> Job:
+    async def _snapshot(self, job_id: str, max_age_s: float) -> Job:
         """The job's state, read from disk at most once per ``max_age_s`` however many
-        clients follow it: 200 followers cost 5 small file reads a second, not 1,000,
-        all on the event loop."""
-        now = time.monotonic()
+        clients follow it (200 followers cost 5 reads a second, not 1,000), in a worker
+        thread: a running job is its header plus a log line per finished file, which is
+        no work for the event loop. Followers arriving during a read share it."""
         cached = self._snapshots.get(job_id)
-        if cached is not None and now - cached[0] < max_age_s / 2:
+        if cached is not None and time.monotonic() - cached[0] < max_age_s / 2:
             return cached[1]
-        job = self.pipeline.job(job_id)
-        self._snapshots[job_id] = (now, job)
+        pending = self._reading.get(job_id)
+        if pending is None or pending.get_loop() is not asyncio.get_running_loop():
+            pending = asyncio.ensure_future(run_in_threadpool(self.pipeline.job, job_id))
+            self._reading[job_id] = pending
+            pending.add_done_callback(lambda done: self._read_done(job_id, done))
+        return await asyncio.shield(pending)  # a follower that leaves cancels only itself
+
+    def _read_done(self, job_id: str, done: asyncio.Future[Job]) -> None:
+        if self._reading.get(job_id) is done:
+            del self._reading[job_id]
+        if done.cancelled() or done.exception() is not None:
+            return  # the followers awaiting it see the error
+        now = time.monotonic()
+        self._snapshots[job_id] = (now, done.result())
         if len(self._snapshots) > 256:
             for key, (at, _) in list(self._snapshots.items()):
                 if now - at > 60:
                     del self._snapshots[key]
-        return job
 
     # --- media ----------------------------------------------------------------------------
     def media(self, key: str, size: int | None, principal: Principal) -> bytes:

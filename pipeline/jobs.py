@@ -1,231 +1,57 @@
-"""Ingest jobs: their state, its persistence, its transitions and their execution.
+"""Ingest jobs: their execution, and resuming them after a restart.
 
-A job is a batch of files queued for one collection. Its files are spooled to disk
-(``<jobs>/<id>/files/``) before the job is queued, and its state is one JSON file
-(``<jobs>/<id>.json``) rewritten atomically after every file, so:
+A job is a batch of files queued for one collection. Its state lives in
+:mod:`pipeline.jobstate` (fields, transitions, strict parsing) and on disk through
+:mod:`pipeline.jobstore` (a header per job, a log of per-file results, spooled uploads),
+so:
 
-- a job interrupted by a restart (or a crash, ``kill -9``) is found again by
-  :meth:`JobRunner.resume` and run again from its spooled files: the runner is
+- a spooled upload job interrupted by a restart (or a crash, ``kill -9``) is found again
+  by :meth:`JobRunner.resume` and run again from its spooled files: the runner is
   idempotent per file, so files already stored are ``unchanged`` the second time;
-- ``GET /v1/jobs/{id}`` answers for jobs a previous process ran.
-
-Every change of ``status`` goes through one of :func:`start`, :func:`complete`,
-:func:`fail`, :func:`cancel` or :func:`requeue`, which refuse transitions that make no
-sense (a finished job never runs again), so the life of a job reads in one place:
-
-``queued -> running -> done | failed``, ``queued | running -> cancelled``,
-``running -> queued`` (interrupted, resumed after a restart).
+- a path job (files read in place for the local CLI) is never resumed: the restart
+  marks it failed, since the CLI that asked for it is gone and a job file naming a
+  folder must never make a starting server read it;
+- ``GET /v1/jobs/{id}`` answers for jobs a previous process ran, until they are pruned
+  ``api.job_retention`` seconds after they finished (at start and, at most once a
+  minute, when a job finishes).
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
-import shutil
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Literal
 
-from pipeline.runner import FileItem, FileResult, IngestRunner, Progress, file_reader
-from rag.errors import LimitExceeded, MmragError, NotFound, one_line
+from pipeline.jobstate import (
+    FINAL,
+    BadJobState,
+    Job,
+    JobStateError,
+    JobStatus,
+    cancel,
+    complete,
+    fail,
+    is_job_id,
+    requeue,
+    start,
+)
+from pipeline.jobstore import JobLog, JobStore
+from pipeline.runner import IngestRunner, Progress
+from rag.errors import MmragError, one_line
+
+__all__ = [
+    "FINAL", "BadJobState", "Job", "JobListener", "JobRunner", "JobStateError", "JobStatus",
+    "JobStore", "cancel", "complete", "fail", "is_job_id", "requeue", "start",
+]
 
 log = logging.getLogger("mmrag.jobs")
 
-JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
-FINAL: tuple[str, ...] = ("done", "failed", "cancelled")
-
-
-class JobStateError(MmragError):
-    """A transition that the job's current status does not allow (a bug if it happens)."""
-
-
-@dataclass
-class Job:
-    id: str
-    collection: str
-    status: JobStatus = "queued"
-    files: list[FileResult] = field(default_factory=list)
-    files_done: int = 0
-    chunks: int = 0
-    created: float = field(default_factory=time.time)
-    finished: float | None = None
-    error: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    attempts: int = 0
-    # Path jobs (the local CLI through a server) read files where they are, relative to
-    # this folder, instead of from the spool.
-    base_dir: str | None = None
-
-    @property
-    def final(self) -> bool:
-        return self.status in FINAL
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Job:
-        data = dict(data)
-        files = [FileResult(**f) for f in data.pop("files", [])]
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(files=files, **known)
-
-
-# --- transitions ------------------------------------------------------------------------
-
-
-def _move(job: Job, to: JobStatus, allowed: tuple[str, ...]) -> None:
-    if job.status not in allowed:
-        raise JobStateError(f"job {job.id}: cannot go from {job.status!r} to {to!r}")
-    job.status = to
-
-
-def start(job: Job) -> None:
-    _move(job, "running", ("queued",))
-    job.attempts += 1
-
-
-def complete(job: Job, files: list[FileResult]) -> None:
-    _move(job, "done", ("running",))
-    job.files = files
-    job.files_done = len(files)
-    job.finished = time.time()
-
-
-def fail(job: Job, reason: str) -> None:
-    """The one place a job fails: it keeps the per-file results it has and says why."""
-    _move(job, "failed", ("queued", "running"))
-    job.error = reason
-    job.finished = time.time()
-
-
-def cancel(job: Job, reason: str) -> None:
-    _move(job, "cancelled", ("queued", "running"))
-    job.error = reason
-    job.finished = time.time()
-
-
-def requeue(job: Job) -> None:
-    """A job a dead process left ``running`` goes back to the queue to run again."""
-    _move(job, "queued", ("queued", "running"))
-    job.files_done = 0
-    job.chunks = 0
-    for f in job.files:
-        f.status, f.points, f.chunks, f.error = "pending", 0, 0, None
-
-
-# --- persistence ------------------------------------------------------------------------
-
-
-class JobStore:
-    """Job state as one JSON file per job, written atomically; spooled files beside it."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        self._lock = threading.Lock()
-
-    def spool_dir(self, job_id: str) -> Path:
-        return self.root / job_id / "files"
-
-    def new(self, collection: str, names: list[str], metadata: dict[str, Any] | None = None
-            ) -> Job:
-        job = Job(id=uuid.uuid4().hex, collection=collection,
-                  files=[FileResult(source=n) for n in names], metadata=dict(metadata or {}))
-        self.spool_dir(job.id).mkdir(parents=True, exist_ok=True)
-        return job
-
-    # Uploads being received are spooled under ``incoming/`` (same file system, so a
-    # finished one becomes a job's spool by one rename); a process that dies mid-upload
-    # leaves a folder there that the next start removes.
-    def new_incoming(self) -> Path:
-        path = self.root / "incoming" / uuid.uuid4().hex
-        path.mkdir(parents=True)
-        return path
-
-    def adopt(self, collection: str, names: list[str], spool: Path,
-              metadata: dict[str, Any] | None = None) -> Job:
-        """A job over files already spooled in ``spool`` (``00000``, ``00001``, ... in
-        the order of ``names``), which moves to become the job's spool."""
-        job = Job(id=uuid.uuid4().hex, collection=collection,
-                  files=[FileResult(source=n) for n in names], metadata=dict(metadata or {}))
-        dest = self.spool_dir(job.id)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        Path(spool).rename(dest)
-        return job
-
-    def purge_incoming(self) -> None:
-        shutil.rmtree(self.root / "incoming", ignore_errors=True)
-
-    def save(self, job: Job) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        path = self.root / f"{job.id}.json"
-        tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
-        with self._lock:
-            tmp.write_text(json.dumps(job.to_json()))
-            tmp.replace(path)
-
-    def get(self, job_id: str) -> Job:
-        if not job_id.isalnum():
-            raise NotFound(f"job {job_id!r} does not exist")
-        path = self.root / f"{job_id}.json"
-        try:
-            return Job.from_json(json.loads(path.read_text()))
-        except FileNotFoundError:
-            raise NotFound(f"job {job_id!r} does not exist") from None
-        except (ValueError, TypeError) as exc:
-            raise NotFound(f"job {job_id!r} has unreadable state ({exc})") from None
-
-    def unfinished(self) -> list[Job]:
-        """Jobs a previous process queued or was running, oldest first."""
-        jobs = []
-        for path in sorted(self.root.glob("*.json")) if self.root.is_dir() else []:
-            try:
-                job = self.get(path.stem)
-            except NotFound:
-                continue
-            if not job.final:
-                jobs.append(job)
-        return sorted(jobs, key=lambda j: j.created)
-
-    def items(self, job: Job, max_bytes: int) -> list[FileItem]:
-        """The job's files: read where they are (path jobs) or from the spool."""
-        if job.base_dir is not None:
-            base = job.base_dir
-            return [(f.source, file_reader(f.source, max_bytes, base)) for f in job.files]
-        return self.spooled_items(job, max_bytes)
-
-    def spooled_items(self, job: Job, max_bytes: int | None = None) -> list[FileItem]:
-        """The job's files, read back from the spool in the order they were uploaded;
-        one over ``max_bytes`` fails by its size, without being read into memory."""
-        spool = self.spool_dir(job.id)
-
-        def reader(path: Path, name: str) -> Callable[[], bytes]:
-            def read() -> bytes:
-                try:
-                    size = path.stat().st_size
-                    if max_bytes is not None and size > max_bytes:
-                        raise LimitExceeded(
-                            f"{name}: {size:,} bytes is over the {max_bytes:,} byte limit "
-                            "(ingest.max_file_bytes)"
-                        )
-                    return path.read_bytes()
-                except OSError as exc:
-                    raise NotFound(f"{name}: the spooled upload is gone ({exc})") from exc
-
-            return read
-
-        return [(f.source, reader(spool / f"{i:05d}", f.source)) for i, f in enumerate(job.files)]
-
-    def drop_spool(self, job: Job) -> None:
-        shutil.rmtree(self.root / job.id, ignore_errors=True)
-
-
-# --- execution --------------------------------------------------------------------------
+#: Why a path job left unfinished by a previous process ends failed instead of resuming.
+RESTARTED = ("the server restarted before this job finished; jobs over files on the "
+             "server's disk are not resumed: run `mmrag ingest` again")
 
 #: Called with the job after it reaches a final status (metrics, notifications).
 JobListener = Callable[[Job], None]
@@ -235,13 +61,21 @@ class JobRunner:
     """Runs jobs on one worker thread (the store takes one writer per collection anyway)
     and keeps track of which are live in this process."""
 
-    def __init__(self, store: JobStore, runner: IngestRunner, workers: int = 1) -> None:
+    #: Seconds between two retention passes triggered by finishing jobs.
+    prune_every_s = 60.0
+
+    def __init__(self, store: JobStore, runner: IngestRunner, workers: int = 1,
+                 retention_s: float | None = None) -> None:
         self.store = store
         self.runner = runner
+        self.retention_s = (runner.settings.api.job_retention if retention_s is None
+                            else retention_s)
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="mmrag-ingest")
         self._live: dict[str, Future[None]] = {}
+        self._jobs: dict[str, Job] = {}  # the live jobs' state, as it changes
         self._lock = threading.Lock()
         self._closed = False
+        self._pruned_at = float("-inf")
         self.listeners: list[JobListener] = []
 
     def submit(self, job: Job) -> Job:
@@ -252,40 +86,73 @@ class JobRunner:
                 cancel(job, "cancelled: the server is shutting down")
                 self.store.save(job)
                 return job
+            self._jobs[job.id] = job
             self._live[job.id] = self._executor.submit(self._run, job)
         return job
 
     def resume(self) -> list[str]:
-        """Queue again every job a previous process left unfinished; their ids."""
+        """At start: prune what is past retention, fail the path jobs a previous process
+        left unfinished, queue its spooled upload jobs again; the ids queued."""
         self.store.purge_incoming()  # uploads a dead process was still receiving
+        self.prune(full=True)
         resumed = []
         for job in self.store.unfinished():
             with self._lock:
                 if job.id in self._live:
                     continue
+            if job.base_dir is not None:
+                log.warning("ingest job %s read files in %s; not resumed after a restart",
+                            job.id, job.base_dir)
+                fail(job, RESTARTED)
+                self.store.finish(job)
+                self.store.drop_spool(job)
+                continue
             requeue(job)
             log.info("resuming ingest job %s (%d files)", job.id, len(job.files))
             self.submit(job)
             resumed.append(job.id)
         return resumed
 
+    def prune(self, full: bool = False) -> list[str]:
+        """Remove jobs finished more than ``retention_s`` ago; their ids."""
+        self._pruned_at = time.monotonic()
+        try:
+            return self.store.prune(self.retention_s, full=full)
+        except OSError as exc:  # a full or read-only disk must not stop jobs or a start
+            log.warning("could not prune old jobs in %s: %s", self.store.root, one_line(exc))
+            return []
+
+    def _maybe_prune(self) -> None:
+        if time.monotonic() - self._pruned_at >= self.prune_every_s:
+            self.prune()
+
     def is_live(self, job_id: str) -> bool:
         with self._lock:
             return job_id in self._live
 
     def get(self, job_id: str) -> Job:
+        """A live job from memory (no disk read per poll, whatever its size), any other
+        from disk. The copy shares its FileResults, which are replaced, never changed."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is not None and not job.final:  # final: read it once it is compacted
+                return dataclasses.replace(job, files=list(job.files),
+                                           metadata=dict(job.metadata))
         return self.store.get(job_id)
 
     def _run(self, job: Job) -> None:
+        job_log: JobLog | None = None
         try:
             start(job)
             self.store.save(job)
+            job_log = self.store.open_log(job)
+            writer = job_log
 
             def on_progress(p: Progress) -> None:
                 job.files_done, job.chunks = p.files_done, p.chunks
                 if p.result is not None:
                     job.files[p.index] = p.result
-                    self.store.save(job)
+                    writer.append(p.index, p.result, job.files_done, job.chunks)
 
             items = self.store.items(job, self.runner.settings.ingest.max_file_bytes)
             report = self.runner.run(
@@ -299,11 +166,19 @@ class JobRunner:
             log.exception("ingest job %s crashed", job.id)
             fail(job, f"internal error: {one_line(exc)}")
         finally:
+            if job_log is not None:
+                job_log.close()
             if job.final:
-                self.store.save(job)
-                self.store.drop_spool(job)
+                try:
+                    self.store.finish(job)
+                    self.store.drop_spool(job)
+                except OSError as exc:  # a full disk: the job still ends in this process
+                    log.error("cannot store the final state of job %s: %s", job.id,
+                              one_line(exc))
+                self._maybe_prune()
             with self._lock:
                 self._live.pop(job.id, None)
+                self._jobs.pop(job.id, None)
             if job.final:
                 for listener in self.listeners:
                     try:
@@ -318,3 +193,4 @@ class JobRunner:
         self._executor.shutdown(wait=wait, cancel_futures=True)
         with self._lock:
             self._live.clear()
+            self._jobs.clear()

@@ -3,6 +3,11 @@
 Points carry only a ``media`` key; the API serves ``/v1/media/{key}`` from here and the
 generator attaches these images to the VLM request. Keys are content-derived
 (``<doc_id>-p<page>``), so re-ingesting writes the same file again, never a second one.
+
+Thumbnails come in a few fixed sizes (:data:`THUMB_SIDES`): a requested side is snapped
+up to the next one (the largest caps it), so a picture has at most ``len(THUMB_SIDES)``
+cached thumbnails however many sizes clients ask for (a file per requested size made
+4,081 thumbnails, 10.9 MB, of one picture asked every size from 16 to 4096).
 """
 
 from __future__ import annotations
@@ -13,9 +18,9 @@ from pathlib import Path
 from PIL import Image
 
 from rag.errors import NotFound
-from rag.payload import media_key, parse_media_key
+from rag.payload import THUMB_SIDES, media_key, parse_media_key, thumb_side
 
-__all__ = ["MediaStore", "media_key"]
+__all__ = ["THUMB_SIDES", "MediaStore", "media_key", "thumb_side"]
 
 
 # libwebp's effort, 0-6 (its default is 4). 2 encodes screenshots and photos 2.3x faster
@@ -66,16 +71,20 @@ class MediaStore:
             return False
 
     def read_bytes(self, key: str, side: int | None = None) -> bytes:
-        """WebP bytes of the image, or of a thumbnail whose longer side is ``side``."""
+        """WebP bytes of the image, or of its thumbnail for a requested longest ``side``
+        (snapped up to one of :data:`THUMB_SIDES`; the image itself when that is no
+        smaller than the image, so nothing larger than it is ever written)."""
         path = self._path(key)
         if not path.exists():
             raise NotFound(f"media {key!r} does not exist")
         if side is None:
             return path.read_bytes()
-        side = max(16, min(int(side), 4096))
+        side = thumb_side(int(side))
         thumb = self._path(key, side)
         if not thumb.exists():
             with Image.open(path) as img:
+                if max(img.size) <= side:
+                    return path.read_bytes()
                 img.thumbnail((side, side))
                 buf = io.BytesIO()
                 img.save(buf, format="WEBP", quality=80, method=WEBP_METHOD)

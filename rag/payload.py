@@ -2,8 +2,8 @@
 
 Ingest writes payloads with :func:`chunk_payload`, stores read them back with
 :func:`hit_from_payload`, filters address them through the key constants, and media
-keys are built and parsed here (:func:`media_key`, :func:`parse_media_key`). A change
-to the stored layout is a change to this file alone.
+keys are built and parsed here (:func:`media_key`, :func:`parse_media_key`, and the
+fixed thumbnail sides). A change to the stored layout is a change to this file alone.
 """
 
 from __future__ import annotations
@@ -73,6 +73,19 @@ def parse_media_key(key: str) -> tuple[str, int] | None:
     if match is None:
         return None
     return match.group(1), int(match.group(2))
+
+
+#: The longest sides media thumbnails are made at (``/v1/media/{key}?size=``): 64 for
+#: icons, 384 for the chat page's citation cards (it asks 360), 768 for MCP images; 2048
+#: is the side pictures are stored at. A fixed few, so a picture has a bounded number of
+#: cached thumbnails whatever sizes are asked.
+THUMB_SIDES: tuple[int, ...] = (64, 128, 256, 384, 512, 768, 1024, 2048)
+
+
+def thumb_side(requested: int) -> int:
+    """The fixed thumbnail side serving a requested one: the next one up, at most the
+    largest (a thumbnail is never smaller than asked, unless asked past the cap)."""
+    return next((s for s in THUMB_SIDES if s >= requested), THUMB_SIDES[-1])
 
 
 def chunk_payload(c: Chunk) -> dict[str, Any]:

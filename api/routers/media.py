@@ -9,6 +9,13 @@ from fastapi import APIRouter, Query, Response
 from api.deps import PrincipalDep, ServiceDep
 from api.errors import responses
 from api.routers import V1
+from rag.payload import THUMB_SIDES
+
+_SIZE = (
+    "thumbnail: longest side in px, snapped up to the next of "
+    + ", ".join(map(str, THUMB_SIDES))
+    + f" (at most {THUMB_SIDES[-1]}; the image itself when it is no larger)"
+)
 
 router = APIRouter(prefix=V1, tags=["media"])
 
@@ -23,11 +30,13 @@ def get_media(
     service: ServiceDep,
     principal: PrincipalDep,
     size: Annotated[
-        int | None, Query(ge=16, le=4096, description="thumbnail: longest side in px")
+        int | None, Query(ge=16, le=4096, description=_SIZE)
     ] = None,
 ) -> Response:
     """Keys are derived from the content, so a response never changes: cache it for a
-    year (``private`` when API keys are on, so shared caches do not keep it)."""
+    year (``private`` when API keys are on, so shared caches do not keep it).
+    Thumbnails come in a few fixed sizes, so the server keeps at most that many per
+    image whatever sizes are asked."""
     data = service.media(key, size, principal)
     scope = "public" if principal.key_id is None else "private"
     return Response(

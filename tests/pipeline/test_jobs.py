@@ -92,9 +92,9 @@ def test_store_round_trip_and_unfinished(tmp_path: Path) -> None:
     assert [j.id for j in store.unfinished()] == [a.id, b.id]
     with pytest.raises(NotFound):
         store.get("../etc/passwd")
-    (tmp_path / "badbadbad.json").write_text("{not json")
+    (tmp_path / f"{'b' * 32}.json").write_text("{not json")
     with pytest.raises(NotFound, match="unreadable"):
-        store.get("badbadbad")
+        store.get("b" * 32)
 
 
 def _spool(pipe: Pipeline, files: dict[str, bytes]) -> Job:
