@@ -141,8 +141,12 @@ def main() -> None:
                             tree_bytes(data)))
             time.sleep(1.0)
     finally:
-        proc.terminate()
-        proc.wait(60)
+        proc.terminate()  # a server finishes its running job first: do not wait for it
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         shutil.rmtree(data, ignore_errors=True)
     peak_jobs = max(s[1] for s in samples)
     peak_all = max(s[2] for s in samples)
