@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.images import (
+from policy.images import (
     ImagePolicy,
     decode_data_url,
     fetch_pinned,
@@ -79,7 +79,7 @@ def bomb_png(side: int = 7874) -> bytes:
 def test_a_62_megapixel_data_url_is_refused_from_its_header_in_milliseconds() -> None:
     import time
 
-    from api.images import decode
+    from policy.images import decode
     from rag.settings import load_settings
 
     data = bomb_png()
