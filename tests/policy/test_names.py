@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from policy.names import MAX_NAME_CHARS, clean_name, source_names
 from rag.errors import BadInput
 
+
 @pytest.mark.parametrize(
     "name",
     ["report.pdf", "café.txt", "cafè.txt", "отчёт.txt", "日本_😀.txt", "q1/report.txt",
