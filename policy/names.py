@@ -81,6 +81,8 @@ SLASH_LIKE = frozenset(
     "\u29f6\u29f7"  # solidus with overbar, reverse solidus with horizontal stroke
 )
 
+# Bidirectional controls (all in Cf): named as such, since they do more than hide.
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
@@ -92,6 +94,9 @@ def _why_refused(c: str) -> str | None:
         return f"the control character {code}"
     if category in ("Zl", "Zp"):
         return f"the line or paragraph separator {code}"
+    if c in _BIDI:
+        return (f"the bidirectional control character {code} "
+                f"({unicodedata.name(c, 'unnamed')}), which reorders what a reader sees")
     if category == "Cf" or c in INVISIBLE:
         return f"the invisible character {code} ({unicodedata.name(c, 'unnamed')})"
     if c in SLASH_LIKE or (c not in "/\\" and any(

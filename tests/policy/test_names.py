@@ -41,7 +41,7 @@ def test_nfc_equal_names_are_one_name() -> None:
         ("a\x00b.txt", "control"),
         ("a\nb.txt", "control"),
         ("a\x85b.txt", "control"),
-        ("invoice\u202etxt.exe", "invisible"),
+        ("invoice\u202etxt.exe", "bidirectional control character U\\+202E"),
         ("a//b.txt", "empty"),
         ("./a.txt", "'.'"),
         ("folder/", "empty"),
