@@ -150,7 +150,7 @@ class Tools:
     upload budget (HTTP only: stdio ingests paths)."""
 
     #: How often a followed upload job's state is read while the tool waits for it.
-    poll_s = 0.2
+    poll_s = 0.1
 
     def __init__(self, pipeline: PipelineFn, settings: Settings, transport: Transport,
                  uploads: Uploads | None = None) -> None:
