@@ -8,6 +8,7 @@ COPY configs configs
 COPY rag rag
 COPY ingest ingest
 COPY pipeline pipeline
+COPY policy policy
 COPY api api
 COPY cli cli
 COPY mcpserver mcpserver

@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DATA ?= .mmrag-demo
-PACKAGES := rag ingest pipeline api cli configs $(wildcard mcpserver)
+PACKAGES := rag ingest pipeline policy api cli configs $(wildcard mcpserver)
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 

@@ -19,31 +19,28 @@ from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from api import errors
-from api.auth import Authenticator
 from api.deps import get_principal
-from api.images import ImagePolicy
 from api.limits import BodyLimitMiddleware, upload_body_limit
 from api.metrics import Metrics, MetricsMiddleware
 from api.routers import chat, collections, documents, health, jobs, media, models, page, search
 from api.service import RagService
 from pipeline import Pipeline
+from policy.principals import Authenticator
+from policy.uploads import Uploads, json_body_limit
 from rag.settings import Settings
 
 log = logging.getLogger("mmrag.api")
 
-# JSON bodies carry at most one base64 image (4/3 of its size) plus the conversation.
-_JSON_OVERHEAD = 2 * 1024 * 1024
-
-
-def _start(settings: Settings, metrics: Metrics) -> RagService:
+def _start(settings: Settings, metrics: Metrics, uploads: Uploads) -> RagService:
     """Build the pipeline, warm every stage (blocking: models load) and resume the
     ingest jobs a previous process left unfinished."""
     pipeline = Pipeline(settings)
     try:
         pipeline.load()
         pipeline.pin_store()  # the server is the embedded store's one user; the CLI asks it
-        service = RagService(settings, pipeline, metrics)
+        service = RagService(settings, pipeline, metrics, uploads)
         resumed = pipeline.resume_jobs()
+        uploads.count_resumed(pipeline, resumed)  # their spools count against the bound
         for _ in resumed:
             metrics.jobs_running.inc()
         if resumed:
@@ -54,21 +51,18 @@ def _start(settings: Settings, metrics: Metrics) -> RagService:
         raise
 
 
-def json_body_limit(settings: Settings) -> int:
-    """The cap on a JSON request body: one base64 image plus the conversation."""
-    return ImagePolicy.from_settings(settings).max_bytes * 4 // 3 + _JSON_OVERHEAD
-
-
 def create_app(
     settings: Settings,
     local_token: str | None = None,
     on_shutdown: Callable[[], None] | None = None,
 ) -> FastAPI:
     metrics = Metrics()
+    # One upload budget for the server: the REST routes and MCP over HTTP share it.
+    uploads = Uploads(settings.api)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = await run_in_threadpool(_start, settings, metrics)
+        service = await run_in_threadpool(_start, settings, metrics, uploads)
         app.state.service = service
         app.state.pipeline = service.pipeline
         log.info("mmrag API ready (profile %s, data in %s)", settings.profile, settings.data_path)
@@ -93,6 +87,7 @@ def create_app(
     app.state.settings = settings
     app.state.auth = Authenticator(settings.api, local_token)
     app.state.metrics = metrics
+    app.state.uploads = uploads
     app.state.service = None
     errors.install(app)
 

@@ -11,10 +11,10 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.auth import Authenticator, Principal
-from api.errors import NotReady
 from api.metrics import Metrics
 from api.service import RagService
+from policy.principals import Authenticator, Principal
+from rag.errors import NotReady
 
 # Declared for the OpenAPI schema ("Authorize" in /docs); the raw header is what we check,
 # so a malformed one gets our message rather than FastAPI's.

@@ -28,6 +28,7 @@ from starlette.types import Scope
 
 from rag.errors import (
     BadInput,
+    Busy,
     ConfigError,
     Conflict,
     FileRejected,
@@ -36,6 +37,7 @@ from rag.errors import (
     MmragError,
     ModelUnavailable,
     NotFound,
+    NotReady,
     Unauthorized,
     UnsupportedFile,
     UpstreamError,
@@ -59,14 +61,6 @@ _TYPES: dict[int, str] = {
     503: "service_unavailable_error",
 }
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
-
-
-class NotReady(MmragError):
-    """The server is up but cannot serve yet (models loading, store unreachable)."""
-
-
-class Busy(MmragError):
-    """The server is at a capacity limit right now; retrying later can succeed."""
 
 
 # Error class -> HTTP status, most specific first (subclasses before their bases).
@@ -129,6 +123,13 @@ def error_response(
         extra.setdefault("Retry-After", str(RETRY_AFTER_S))
     return JSONResponse(error_payload(status, message, code, param), status,
                         headers=extra or None)
+
+
+def retry_after(exc: BaseException) -> dict[str, str] | None:
+    """``Retry-After`` for a :class:`~rag.errors.Busy` that says how long to wait."""
+    if isinstance(exc, Busy):
+        return {"Retry-After": str(max(1, int(exc.retry_after_s)))}
+    return None
 
 
 def allowed_methods(app: Any, scope: Scope) -> list[str]:
@@ -239,7 +240,7 @@ def install(app: FastAPI) -> None:
         status = status_of(exc)
         if status >= 500:
             log.error("%s: %s", type(exc).__name__, exc)
-        return error_response(status, str(exc), error_code(exc))
+        return error_response(status, str(exc), error_code(exc), headers=retry_after(exc))
 
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

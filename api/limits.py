@@ -6,19 +6,17 @@ could make the server buffer gigabytes. The app also sets FastAPI's own
 this middleware exists to refuse an oversized ``Content-Length`` up front with our JSON
 error and a message that names the limit, where Starlette would answer in plain text.
 Multipart uploads get a larger cap (files x per-file limit); their per-file limits are
-enforced while parsing (:mod:`api.uploads`), and all uploads together share one
-:class:`UploadBudget` of bytes in flight.
+enforced while parsing (:mod:`api.uploads`), and all uploads together share the
+budgets of :mod:`policy.uploads`.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.errors import Busy, error_payload
-from rag.errors import LimitExceeded
+from api.errors import error_payload
 
 # Room for multipart boundaries, part headers and the metadata field.
 MULTIPART_OVERHEAD = 1024 * 1024
@@ -65,70 +63,3 @@ async def _reject(send: Send, message: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-class UploadBudget:
-    """The server-wide cap on upload bytes being received at once
-    (``api.max_inflight_upload_bytes``).
-
-    Each upload takes a :class:`UploadLease`: its declared ``Content-Length`` up front
-    when there is one (a request that cannot fit is refused before a byte is read), else
-    its bytes as they stream in. Bytes are given back when the request ends, stored or
-    refused: once spooled and handed to a job they are on disk, not in flight. Memory
-    per upload is bounded by the streaming parser; this bounds the number of uploads
-    the disk and the parser threads serve at once, and tells clients to come back.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.in_flight = 0
-        self._lock = threading.Lock()
-
-    def lease(self, declared: int | None = None) -> UploadLease:
-        lease = UploadLease(self)
-        if declared is not None:
-            lease.take(declared)
-            lease.declared = True
-        return lease
-
-    def _take(self, n: int, held: int) -> None:
-        with self._lock:
-            if held + n > self.limit:
-                raise LimitExceeded(
-                    f"this upload is over {held + n:,} bytes; the server receives at most "
-                    f"{self.limit:,} bytes of uploads at once (api.max_inflight_upload_bytes): "
-                    "split it into smaller requests"
-                )
-            if self.in_flight + n > self.limit:
-                raise Busy(
-                    f"the server is receiving {self.in_flight:,} bytes of other uploads; "
-                    f"with this one it would pass its limit of {self.limit:,} "
-                    "(api.max_inflight_upload_bytes). Retry in a few seconds"
-                )
-            self.in_flight += n
-
-    def _give(self, n: int) -> None:
-        with self._lock:
-            self.in_flight -= n
-
-
-class UploadLease:
-    """One request's share of the :class:`UploadBudget`; release it exactly once."""
-
-    def __init__(self, budget: UploadBudget) -> None:
-        self.budget = budget
-        self.held = 0
-        self.declared = False
-
-    def take(self, n: int) -> None:
-        self.budget._take(n, self.held)
-        self.held += n
-
-    def on_chunk(self, n: int) -> None:
-        """Count streamed bytes, unless the request declared its length up front."""
-        if not self.declared:
-            self.take(n)
-
-    def release(self) -> None:
-        self.budget._give(self.held)
-        self.held = 0

@@ -17,10 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag.types import Filter
-
-ModalityName = Literal["text", "image", "page"]
-MetadataValue = str | int | float | bool
+# The filter schema is shared with MCP, so it lives with the rules every surface applies.
+from policy.filters import SearchFilter
 
 
 class _Strict(BaseModel):
@@ -28,22 +26,6 @@ class _Strict(BaseModel):
 
 
 # --------------------------------------------------------------------------- shared
-
-
-class SearchFilter(_Strict):
-    """Restrict retrieval; ``source_prefix`` matches whole path components."""
-
-    modality: list[ModalityName] | None = None
-    source_prefix: str | None = None
-    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
-
-    def to_filter(self) -> Filter | None:
-        flt = Filter(
-            modality=list(self.modality) if self.modality else None,
-            source_prefix=self.source_prefix or None,
-            metadata=dict(self.metadata),
-        )
-        return None if flt.is_empty() else flt
 
 
 class Citation(BaseModel):

@@ -1,7 +1,8 @@
 """The API's behaviour, one method per route, with no HTTP in sight.
 
 Routers translate requests into calls here and results back into responses. This
-module decides who may see what (collection scopes), turns media keys into URLs and
+module applies the rules of :mod:`policy` (who may see what, upload names and limits,
+query images: the same rules MCP applies), turns media keys into URLs and
 pipeline results into response schemas; the OpenAI wire format lives in
 ``api/openai_compat.py``, job execution in ``pipeline/jobs.py``. Methods raise
 :mod:`rag.errors` types, which ``api/errors.py`` maps to statuses.
@@ -25,15 +26,15 @@ from starlette.concurrency import run_in_threadpool
 
 from api import openai_compat as oa
 from api import schemas as s
-from api.auth import Principal, collection_not_found, require_unrestricted, require_visible
-from api.errors import NotReady
-from api.filenames import source_names
-from api.images import ImagePolicy, load_image
-from api.limits import UploadBudget
 from api.metrics import Metrics
 from api.uploads import UploadForm, drain, parse_metadata, read_upload
 from pipeline import FINAL, Job, Pipeline
-from rag.errors import BadInput, Forbidden, LimitExceeded, MmragError, NotFound, one_line
+from policy import access
+from policy.images import ImagePolicy, query_image
+from policy.names import source_names
+from policy.principals import Principal, require_unrestricted
+from policy.uploads import Uploads
+from rag.errors import BadInput, Forbidden, MmragError, NotReady, one_line
 from rag.settings import Settings
 from rag.types import Citation, Filter, GenerationEvent, Hit
 
@@ -48,25 +49,24 @@ MEDIA_PREFIX = "/v1/media/"
 class RagService:
     """Everything the routes do, over one :class:`~pipeline.Pipeline`."""
 
-    def __init__(self, settings: Settings, pipeline: Pipeline, metrics: Metrics | None = None
-                 ) -> None:
+    def __init__(self, settings: Settings, pipeline: Pipeline, metrics: Metrics | None = None,
+                 uploads: Uploads | None = None) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self.metrics = metrics
         self.image_policy = ImagePolicy.from_settings(settings)
-        self.uploads = UploadBudget(settings.api.max_inflight_upload_bytes)
+        # The server's one upload budget, shared with MCP over HTTP (see api.app).
+        self.uploads = uploads if uploads is not None else Uploads(settings.api)
+        self.uploads.attach(pipeline)
         self._snapshots: dict[str, tuple[float, Job]] = {}
         self._reading: dict[str, asyncio.Future[Job]] = {}  # job id -> its read under way
         if metrics is not None:
             pipeline.on_job_finished(self._count_job)
+            self.uploads.on_submitted.append(lambda _: metrics.jobs_running.inc())
 
     # --- helpers --------------------------------------------------------------------------
     def _collection(self, principal: Principal, name: str) -> str:
-        """``name`` if it exists and ``principal`` may use it; one 404 for both failures."""
-        require_visible(principal, name)
-        if not self.pipeline.has_collection(name):
-            raise collection_not_found(name)
-        return name
+        return access.collection(self.pipeline, principal, name)
 
     def media_url(self, key: str | None) -> str | None:
         if not key:
@@ -84,12 +84,12 @@ class RagService:
         return s.SearchHit(**hit.to_json(), media_url=self.media_url(hit.media))
 
     def _image(self, url: str | None, name: str) -> Image.Image | None:
-        return load_image(url, self.image_policy, name) if url else None
+        return query_image(url, self.image_policy, name)
 
     # --- models and chat ------------------------------------------------------------------
     def list_models(self, principal: Principal) -> s.ModelList:
         created = oa.now()
-        names = [c for c in self.pipeline.collection_names() if principal.can_see(c)]
+        names = access.visible_names(principal, self.pipeline.collection_names())
         return s.ModelList(data=[s.ModelCard(id=c, created=created) for c in names])
 
     def get_model(self, model: str, principal: Principal) -> s.ModelCard:
@@ -141,15 +141,13 @@ class RagService:
 
     # --- collections ----------------------------------------------------------------------
     def create_collection(self, req: s.CollectionCreate, principal: Principal) -> s.CollectionInfo:
-        if not principal.can_see(req.name):
-            # Naming a collection to create reveals nothing about what exists: 403.
-            raise Forbidden(f"this API key may not create collection {req.name!r}")
+        access.require_creatable(principal, req.name)
         created = self.pipeline.ensure_collection(req.name)
         return s.CollectionInfo(name=req.name, points=self.pipeline.count(req.name),
                                 created=created)
 
     def list_collections(self, principal: Principal) -> s.CollectionList:
-        rows = [r for r in self.pipeline.collections() if principal.can_see(r["name"])]
+        rows = access.visible_rows(principal, self.pipeline.collections())
         return s.CollectionList(data=[s.CollectionInfo(**r) for r in rows])
 
     def drop_collection(self, name: str, principal: Principal) -> s.Deleted:
@@ -178,12 +176,12 @@ class RagService:
         The caller's access is checked and its share of the in-flight budget taken
         before the body is read, so a request that cannot succeed is refused without
         receiving its files. Whatever goes wrong, a refused upload leaves nothing: its
-        spool is removed and its bytes are given back to the budget.
+        spool is removed and its bytes are given back to the budgets.
         """
-        require_visible(principal, name)
-        api = self.settings.api
+        access.require_writable(principal, name)
+        uploads = self.uploads
         try:
-            lease = self.uploads.lease(content_length)
+            lease = uploads.admit(content_length)
         except MmragError:
             await drain(body)
             raise
@@ -192,7 +190,7 @@ class RagService:
             spool = await run_in_threadpool(self.pipeline.new_spool)
             form = await read_upload(
                 content_type, body, spool,
-                max_file_bytes=api.max_upload_bytes, max_files=api.max_files_per_request,
+                max_file_bytes=uploads.max_file_bytes, max_files=uploads.max_files,
                 on_chunk=lease.on_chunk,
             )
             return await run_in_threadpool(self.upload, name, form, principal)
@@ -207,29 +205,15 @@ class RagService:
         """Queue the ingest job of a received upload (its files already spooled).
 
         The collection is created if needed (as ``mmrag ingest`` does). Limits and
-        names are checked again here, so the service is safe whatever fed it the form.
+        names are checked again here, so the service is safe whatever fed it the form;
+        the job's bytes count against the spool bound until it ends.
         """
-        require_visible(principal, name)
-        api = self.settings.api
-        if len(form.files) > api.max_files_per_request:
-            raise LimitExceeded(
-                f"{len(form.files)} files in one request; the limit is "
-                f"{api.max_files_per_request} (api.max_files_per_request)"
-            )
-        for f in form.files:
-            if f.size > api.max_upload_bytes:
-                raise LimitExceeded(
-                    f"{f.filename!r}: {f.size:,} bytes is over the {api.max_upload_bytes:,} "
-                    "byte upload limit (api.max_upload_bytes)"
-                )
+        access.require_writable(principal, name)
+        self.uploads.check_files([(f.filename, f.size) for f in form.files])
         metadata = parse_metadata(form.metadata)
         names = source_names([f.filename for f in form.files])
-        try:
-            job = self.pipeline.submit_spooled(name, names, form.spool, metadata)
-        except OSError as exc:
-            raise MmragError(f"cannot spool the upload to disk: {one_line(exc)}") from exc
-        if self.metrics:
-            self.metrics.jobs_running.inc()
+        job = self.uploads.submit(self.pipeline, name, names, form.spool,
+                                  [f.size for f in form.files], metadata)
         return self._job(job)
 
     def ingest_paths(self, name: str, req: s.PathIngest, principal: Principal) -> s.Job:
@@ -270,10 +254,7 @@ class RagService:
         )
 
     def get_job(self, job_id: str, principal: Principal) -> s.Job:
-        job = self.pipeline.job(job_id)
-        if not principal.can_see(job.collection):
-            raise NotFound(f"job {job_id!r} does not exist")
-        return self._job(job)
+        return self._job(access.require_job_visible(principal, self.pipeline.job(job_id)))
 
     async def job_events(
         self,
@@ -333,11 +314,7 @@ class RagService:
 
     # --- media ----------------------------------------------------------------------------
     def media(self, key: str, size: int | None, principal: Principal) -> bytes:
-        if not principal.unrestricted and not any(
-            principal.can_see(c) for c in self.pipeline.media_collections(key)
-        ):
-            # A scoped key sees an image only if one of its collections stores it.
-            raise NotFound(f"media {key!r} does not exist")
+        access.require_media_visible(self.pipeline, principal, key)
         return self.pipeline.media_bytes(key, size)
 
     # --- operations -----------------------------------------------------------------------

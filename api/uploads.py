@@ -7,7 +7,7 @@ writes) and each file part goes straight into ``<spool>/00000``, ``00001``, ... 
 layout a job's spool uses, so the folder is handed to the job as it is). Memory per
 upload is one chunk, whatever the file size. The moment a file passes
 ``api.max_upload_bytes``, the request carries more than ``api.max_files_per_request``
-files, a name cannot be kept (:mod:`api.filenames`) or ``on_chunk`` refuses more bytes
+files, a name cannot be kept (:mod:`policy.names`) or ``on_chunk`` refuses more bytes
 (the server-wide in-flight cap), parsing stops with an error; the caller removes the
 spool, so a refused upload stores nothing.
 
@@ -29,7 +29,8 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
-from api.filenames import clean_name, field_name, file_name, parse_disposition
+from api.filenames import field_name, file_name, parse_disposition
+from policy.names import clean_name
 from rag.errors import BadInput, LimitExceeded, MmragError, UnsupportedFile, one_line
 
 FILE_FIELDS = ("files", "file")

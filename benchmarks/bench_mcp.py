@@ -37,7 +37,7 @@ from mcp import Client, StdioServerParameters  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
 from api.app import create_app  # noqa: E402
-from mcpserver.http import mount as mount_mcp  # noqa: E402
+from api.mcp import mount as mount_mcp  # noqa: E402
 from rag.settings import load_settings  # noqa: E402
 
 COLLECTION = "bench"

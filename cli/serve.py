@@ -56,7 +56,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import create_app
-    from mcpserver.http import mount
+    from api.mcp import mount
 
     print(f"mmrag: serving on http://{host}:{port} (profile {settings.profile}); chat page "
           f"at /, MCP at /mcp", file=sys.stderr)

@@ -1,10 +1,11 @@
 """The MCP surface: mmrag as a tool for assistants (Model Context Protocol).
 
 ``build_server`` makes one :class:`mcp.server.MCPServer` whose tools are thin calls to
-:class:`~pipeline.Pipeline` public methods; ``mmrag mcp`` serves it over stdio and
-``mmrag serve`` mounts it over streamable HTTP at ``/mcp`` (:mod:`mcpserver.http`),
-behind the API's keys and collection scopes. The package is called ``mcpserver`` so
-that it never shadows the SDK's own ``mcp`` package.
+:class:`~pipeline.Pipeline` public methods under the rules of :mod:`policy`; ``mmrag
+mcp`` serves it over stdio and ``mmrag serve`` mounts its streamable-HTTP endpoint
+(:mod:`mcpserver.http`) at ``/mcp`` of the API app (:mod:`api.mcp`), behind the API's
+keys and collection scopes. Nothing here imports ``api/``. The package is called
+``mcpserver`` so that it never shadows the SDK's own ``mcp`` package.
 """
 
 from mcpserver.server import Transport, build_server

@@ -1,11 +1,11 @@
-"""MCP over streamable HTTP at ``/mcp``, inside the API app and behind its API keys.
+"""MCP over streamable HTTP: the ASGI endpoint served at ``/mcp`` behind the API keys.
 
-:func:`mount` adds it to an app from :func:`api.app.create_app` (``mmrag serve`` does);
-the API itself does not import this package (surfaces sit side by side, DESIGN.md).
+The HTTP app mounts it (:func:`api.mcp.mount`; ``mmrag serve`` does); this package
+needs nothing from ``api/``: keys, scopes and upload budgets come from :mod:`policy`.
 
-Every HTTP request to ``/mcp`` passes :class:`~api.auth.Authenticator` first: a missing
-or wrong key is a 401 before the SDK sees the body. The caller's
-:class:`~api.auth.Principal` travels in the ASGI scope to the tools
+Every HTTP request to ``/mcp`` passes :class:`~policy.principals.Authenticator` first: a
+missing or wrong key is a 401 before the SDK sees the body. The caller's
+:class:`~policy.principals.Principal` travels in the ASGI scope to the tools
 (:data:`~mcpserver.server.PRINCIPAL_SCOPE_KEY`), which apply the same collection
 scopes as the REST routes; it is also presented to the SDK as the authenticated user,
 so an MCP session opened with one key cannot be continued with another.
@@ -18,27 +18,19 @@ page in the user's browser cannot drive the keyless endpoint either.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from api.app import json_body_limit
-from api.auth import Authenticator
-from api.errors import NotReady, error_payload
 from mcpserver.server import PRINCIPAL_SCOPE_KEY, PipelineFn, build_server
+from policy.principals import Authenticator
+from policy.uploads import Uploads
 from rag.errors import Unauthorized
 from rag.settings import Settings
-
-if TYPE_CHECKING:
-    from fastapi import FastAPI
-
-    from pipeline import Pipeline
 
 PATH = "/mcp"
 
@@ -54,10 +46,15 @@ class McpEndpoint:
     """The ASGI app served at ``/mcp``; :meth:`run` must be entered in the app's lifespan."""
 
     def __init__(
-        self, pipeline: PipelineFn, settings: Settings, auth: Authenticator, max_body_bytes: int
+        self,
+        pipeline: PipelineFn,
+        settings: Settings,
+        auth: Authenticator,
+        max_body_bytes: int,
+        uploads: Uploads,
     ) -> None:
         self.auth = auth
-        self.server = build_server(pipeline, settings, "http")
+        self.server = build_server(pipeline, settings, "http", uploads=uploads)
         self._app = self.server.streamable_http_app(
             streamable_http_path=PATH,
             max_request_body_size=max_body_bytes,
@@ -87,7 +84,9 @@ class McpEndpoint:
 
 
 async def _unauthorized(send: Send, message: str) -> None:
-    body = json.dumps(error_payload(401, message, "invalid_api_key")).encode()
+    # The API's error shape (OpenAI's), which HTTP clients of /mcp already parse.
+    body = json.dumps({"error": {"message": message, "type": "authentication_error",
+                                 "code": "invalid_api_key", "param": None}}).encode()
     start: dict[str, Any] = {
         "type": "http.response.start",
         "status": 401,
@@ -99,30 +98,3 @@ async def _unauthorized(send: Send, message: str) -> None:
     }
     await send(start)
     await send({"type": "http.response.body", "body": body})
-
-
-def mount(app: FastAPI) -> McpEndpoint:
-    """Serve MCP at ``/mcp`` of ``app``: its keys, its pipeline, inside its lifespan."""
-    settings: Settings = app.state.settings
-
-    def pipeline() -> Pipeline:
-        found: Pipeline | None = getattr(app.state, "pipeline", None)
-        if found is None or getattr(app.state, "service", None) is None:
-            raise NotReady("the server is starting: models are still loading")
-        return found
-
-    endpoint = McpEndpoint(pipeline, settings, app.state.auth, json_body_limit(settings))
-    app.router.routes.append(
-        Route(PATH, endpoint, methods=["GET", "POST", "DELETE"], include_in_schema=False)
-    )
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(a: Any) -> AsyncIterator[Any]:
-        # The API's lifespan first (it loads the pipeline), then MCP's sessions, which
-        # end before the pipeline closes.
-        async with inner(a) as state, endpoint.run():
-            yield state
-
-    app.router.lifespan_context = lifespan
-    return endpoint

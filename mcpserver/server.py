@@ -8,7 +8,11 @@ The same server object serves both transports; what differs is decided here, onc
 - **http** (``/mcp`` in ``mmrag serve``): the caller is the API key on the HTTP request
   (checked by :mod:`mcpserver.http` before the SDK sees it); a collection outside the
   key's scope answers exactly like a missing one, ``ingest`` takes uploaded bytes
-  (never server paths) and a query image must be a data URL.
+  (never server paths) and runs them as a job under the server's upload budgets, and a
+  query image must be a data URL (or an allow-listed URL).
+
+Who may see what, upload names and limits and query-image loading are the rules of
+:mod:`policy`, the ones the REST routes apply too; nothing here comes from ``api/``.
 
 Errors a caller can fix come back as MCP tool errors (``isError: true``) with our
 message; nothing a client sends crashes the server.
@@ -16,35 +20,39 @@ message; nothing a client sends crashes the server.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
+import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, ParamSpec, TypeVar
 
+import anyio
 import anyio.from_thread
+import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import OPEN, Principal
-from api.filenames import source_names
-from api.images import ImagePolicy, decode, load_image
-from api.schemas import SearchFilter
 from mcpserver import render
-from rag.errors import BadInput, LimitExceeded, MmragError, NotFound, Unauthorized, one_line
+from pipeline.report import IngestReport
+from policy import access
+from policy.filters import SearchFilter
+from policy.images import ImagePolicy, query_image
+from policy.names import source_names
+from policy.principals import OPEN, Principal
+from policy.uploads import Uploads
+from rag.errors import BadInput, MmragError, Unauthorized, one_line
 from rag.settings import Settings
 from rag.types import Filter
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from pipeline import Pipeline
-    from pipeline.runner import IngestReport, Progress
+    from pipeline import Job, Pipeline
+    from pipeline.report import Progress
 
 log = logging.getLogger("mmrag.mcp")
 
@@ -103,34 +111,54 @@ ImagesArg = Annotated[
 ]
 
 
-def _tool(fn: Callable[P, R]) -> Callable[P, R]:
+def _tool_error(fn: Callable[..., Any], exc: Exception) -> ToolError:
     """Our errors become tool errors with our message; anything else is logged and
     reported as an internal error on one line (never a traceback to the client)."""
+    if isinstance(exc, ToolError):
+        return exc
+    if isinstance(exc, MmragError):
+        return ToolError(str(exc))
+    log.exception("MCP tool %s failed", fn.__name__, exc_info=exc)
+    return ToolError(f"internal error: {one_line(exc)}")
 
+
+def _tool(fn: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
-        except ToolError:
-            raise
-        except MmragError as exc:
-            raise ToolError(str(exc)) from None
         except Exception as exc:
-            log.exception("MCP tool %s failed", fn.__name__)
-            raise ToolError(f"internal error: {one_line(exc)}") from None
+            raise _tool_error(fn, exc) from None
+
+    return wrapper
+
+
+def _async_tool(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except Exception as exc:
+            raise _tool_error(fn, exc) from None
 
     return wrapper
 
 
 class Tools:
     """The tool bodies. ``pipeline`` is a callable so the HTTP app can hand over the
-    pipeline its lifespan builds after this object exists."""
+    pipeline its lifespan builds after this object exists; ``uploads`` is the server's
+    upload budget (HTTP only: stdio ingests paths)."""
 
-    def __init__(self, pipeline: PipelineFn, settings: Settings, transport: Transport) -> None:
+    #: How often a followed upload job's state is read while the tool waits for it.
+    poll_s = 0.1
+
+    def __init__(self, pipeline: PipelineFn, settings: Settings, transport: Transport,
+                 uploads: Uploads | None = None) -> None:
         self._pipeline = pipeline
         self.settings = settings
         self.transport = transport
         self.image_policy = ImagePolicy.from_settings(settings)
+        self.uploads = uploads if uploads is not None else Uploads(settings.api)
 
     @property
     def pipeline(self) -> Pipeline:
@@ -150,39 +178,12 @@ class Tools:
     def collection(self, ctx: Context | None, name: str) -> str:
         """``name`` if it exists and the caller may use it; one message for both failures,
         so a scoped key cannot learn which collections exist."""
-        principal = self.principal(ctx)
-        if not principal.can_see(name) or name not in self._names():
-            raise NotFound(
-                f"collection {name!r} does not exist; the `collections` tool lists the ones "
-                "you can use"
-            )
-        return name
-
-    def _names(self) -> set[str]:
-        return set(self.pipeline.collection_names())
+        return access.collection(self.pipeline, self.principal(ctx), name)
 
     def image(self, value: str | None) -> Image.Image | None:
-        if not value or not value.strip():
-            return None
-        value = value.strip()
-        scheme = value.split(":", 1)[0].lower() if ":" in value else ""
-        if scheme in ("data", "http", "https"):
-            return load_image(value, self.image_policy, "image")
-        if self.transport != "stdio":
-            raise BadInput(
-                "image: over HTTP send the image inline as a data URL "
-                "(data:image/png;base64,...); server file paths are only read over stdio"
-            )
-        path = Path(value).expanduser()
-        try:
-            size = path.stat().st_size
-        except OSError as exc:
-            raise BadInput(f"image: cannot read {value} ({exc.strerror or exc})") from None
-        limit = self.settings.ingest.max_file_bytes
-        if size > limit:
-            raise LimitExceeded(f"image: {value} is {size:,} bytes, over the {limit:,} byte "
-                                "limit (ingest.max_file_bytes)")
-        return decode(path.read_bytes(), self.settings.ingest.max_pixels, str(path))
+        """Over stdio the caller is the local user, so a file path is read too."""
+        return query_image(value, self.image_policy, "image",
+                           allow_paths=self.transport == "stdio")
 
     # --- tools ---------------------------------------------------------------------------
     def search(
@@ -244,8 +245,7 @@ class Tools:
         )
 
     def collections(self, ctx: Context | None = None) -> CallToolResult:
-        principal = self.principal(ctx)
-        rows = [r for r in self.pipeline.collections() if principal.can_see(r["name"])]
+        rows = access.visible_rows(self.principal(ctx), self.pipeline.collections())
         text = "\n".join(f"{r['name']}: {r['points']} points" for r in rows)
         return CallToolResult(
             content=[TextContent(type="text", text=text or "No collections yet.")],
@@ -277,7 +277,7 @@ class Tools:
                                       progress=self._progress(ctx))
         return _report(report)
 
-    def ingest_uploads(
+    async def ingest_uploads(
         self,
         collection: CollectionArg,
         files: Annotated[list[Upload], Field(min_length=1, description="the files, base64")],
@@ -285,18 +285,56 @@ class Tools:
             default=None, description="filterable values applied to every file")] = None,
         ctx: Context | None = None,
     ) -> CallToolResult:
-        if not self.principal(ctx).can_see(collection):
-            raise NotFound(f"collection {collection!r} does not exist and this API key may "
-                           "not create it")
-        api = self.settings.api
-        if len(files) > api.max_files_per_request:
-            raise LimitExceeded(f"{len(files)} files in one call; the limit is "
-                                f"{api.max_files_per_request} (api.max_files_per_request)")
+        """Spool the files, queue them as an ingest job under the server's upload budgets
+        (the ones REST uploads take), then follow the job to its end with progress
+        notifications. The job belongs to the server, not to this call: a client that
+        goes away leaves it running to the end (``GET /v1/jobs/{id}`` shows it)."""
+        access.require_writable(self.principal(ctx), collection)
+        self.uploads.check_count(len(files))
         names = source_names([f.name for f in files])
-        blobs = [(n, _b64(f, api.max_upload_bytes)) for n, f in zip(names, files, strict=True)]
-        report = self.pipeline.ingest_bytes(collection, dict(blobs), metadata or {},
-                                            progress=self._progress(ctx))
-        return _report(report)
+        job = await anyio.to_thread.run_sync(
+            self._submit_uploads, collection, names, files, dict(metadata or {}))
+        return _job_report(await self._follow(job, ctx))
+
+    def _submit_uploads(self, collection: str, names: list[str], files: list[Upload],
+                        metadata: dict[str, Any]) -> Job:
+        """Decode each file into its own spool file (one file's bytes in memory at a
+        time besides the request), holding them against the in-flight budget, then
+        submit the job; a refused upload leaves no spool behind."""
+        uploads, pipeline = self.uploads, self.pipeline
+        estimate = sum(len(f.data) * 3 // 4 for f in files)
+        lease = uploads.admit(None)
+        spool: Path | None = None
+        try:
+            uploads.spool.check(estimate)  # before anything is decoded or written
+            spool = pipeline.new_spool()
+            sizes = []
+            for i, f in enumerate(files):
+                data = uploads.decode_base64(f.name, f.data)
+                lease.take(len(data))
+                (spool / f"{i:05d}").write_bytes(data)
+                sizes.append(len(data))
+            return uploads.submit(pipeline, collection, names, spool, sizes, metadata)
+        except BaseException:
+            if spool is not None:
+                pipeline.discard_spool(spool)
+            raise
+        finally:
+            lease.release()
+
+    async def _follow(self, job: Job, ctx: Context | None) -> Job:
+        """The job's state until it ends, sending its file count as progress."""
+        done = -1
+        while True:
+            if ctx is not None and job.files_done != done:
+                done = job.files_done
+                with suppress(Exception):
+                    await ctx.report_progress(float(done), float(len(job.files)),
+                                              f"job {job.id}: {job.status}")
+            if job.final:
+                return job
+            await anyio.sleep(self.poll_s)
+            job = await anyio.to_thread.run_sync(self.pipeline.job, job.id)
 
     def delete(
         self,
@@ -338,32 +376,10 @@ class Tools:
 
     def media_resource(self, key: str, ctx: Context | None = None) -> bytes:
         try:
-            principal = self.principal(ctx)
-            if not principal.unrestricted and not any(
-                principal.can_see(n) for n in self.pipeline.media_collections(key)
-            ):
-                raise NotFound(f"media {key!r} does not exist")
+            access.require_media_visible(self.pipeline, self.principal(ctx), key)
             return self.pipeline.media_bytes(key, None)
         except MmragError as exc:
             raise ResourceError(str(exc)) from None
-
-
-def _b64(upload: Upload, max_bytes: int) -> bytes:
-    raw = upload.data.strip()
-    if raw.startswith("data:"):
-        raw = raw.partition(",")[2]
-    if len(raw) * 3 // 4 > max_bytes + 3:
-        raise LimitExceeded(f"{upload.name}: over the {max_bytes:,} byte upload limit "
-                            "(api.max_upload_bytes); POST large files to "
-                            "/v1/collections/{name}/documents instead")
-    try:
-        data = base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError):
-        raise BadInput(f"{upload.name}: data is not valid base64") from None
-    if len(data) > max_bytes:
-        raise LimitExceeded(f"{upload.name}: {len(data):,} bytes is over the {max_bytes:,} "
-                            "byte upload limit (api.max_upload_bytes)")
-    return data
 
 
 def _report(report: IngestReport) -> CallToolResult:
@@ -381,14 +397,28 @@ def _report(report: IngestReport) -> CallToolResult:
     )
 
 
+def _job_report(job: Job) -> CallToolResult:
+    """An upload job's end as the per-file report a direct ingest gives, with its id."""
+    seconds = (job.finished or job.created) - job.created
+    result = _report(IngestReport(job.collection, list(job.files), seconds))
+    lines = [f"job {job.id}: {job.status}" + (f" ({job.error})" if job.error else "")]
+    result.content = [TextContent(type="text", text="\n".join(lines)), *result.content]
+    assert result.structured_content is not None
+    result.structured_content.update(job=job.id, status=job.status, error=job.error)
+    result.is_error = result.is_error or job.status != "done"
+    return result
+
+
 def build_server(
     pipeline: PipelineFn,
     settings: Settings,
     transport: Transport,
     lifespan: Lifespan | None = None,
+    uploads: Uploads | None = None,
 ) -> MCPServer[Any]:
-    """The MCP server for one transport; ``pipeline`` returns the (loaded) pipeline."""
-    tools = Tools(pipeline, settings, transport)
+    """The MCP server for one transport; ``pipeline`` returns the (loaded) pipeline and
+    ``uploads`` is the server's upload budget, shared with its REST routes (HTTP)."""
+    tools = Tools(pipeline, settings, transport, uploads)
     server: MCPServer[Any] = MCPServer(
         "mmrag", title="mmrag: multimodal RAG with citations", version="0.1.0",
         instructions=INSTRUCTIONS, lifespan=lifespan, log_level="WARNING",
@@ -397,7 +427,8 @@ def build_server(
                                 idempotent_hint=True)
 
     def add(fn: Callable[..., Any], name: str, description: str, **kw: Any) -> None:
-        server.add_tool(_tool(fn), name=name, description=description,
+        wrapped = _async_tool(fn) if inspect.iscoroutinefunction(fn) else _tool(fn)
+        server.add_tool(wrapped, name=name, description=description,
                         structured_output=False, **kw)
 
     add(tools.search, "search",
@@ -425,7 +456,9 @@ def build_server(
     else:
         add(tools.ingest_uploads, "ingest",
             "Upload files (base64) into a collection (created if needed): PDF, PNG, JPEG, "
-            "WebP, GIF, TIFF, BMP, .txt, .md. Stored as upload/<name>.",
+            "WebP, GIF, TIFF, BMP, .txt, .md. Stored as upload/<name>. Runs as a server "
+            "job (progress is reported; it finishes even if this call is abandoned) and "
+            "returns the status of each file.",
             annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False,
                                         idempotent_hint=True))
     add(tools.delete, "delete",

@@ -11,6 +11,7 @@ store is closed (flushed, its lock released) however the caller exits.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
@@ -257,6 +258,16 @@ class Pipeline:
     def discard_job(self, job: Job) -> None:
         """Forget a job that was never submitted (its upload was refused)."""
         self._jobs.store.drop_spool(job)
+
+    def job_spool_bytes(self, job_id: str) -> int:
+        """Bytes of a job's spooled files still on disk (0 once its spool is dropped):
+        what a server counts against its spool bound for a job resumed at start-up."""
+        spool = self._jobs.store.spool_dir(job_id)
+        total = 0
+        for path in spool.iterdir() if spool.is_dir() else ():
+            with contextlib.suppress(OSError):
+                total += path.stat().st_size
+        return total
 
     def job(self, job_id: str) -> Job:
         return self._jobs.get(job_id)

@@ -59,3 +59,17 @@ class UpstreamError(MmragError):
 def one_line(exc: BaseException) -> str:
     """A library exception's message on one line, to embed in ours."""
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class NotReady(MmragError):
+    """The server is up but cannot serve yet (models loading, store unreachable)."""
+
+
+class Busy(MmragError):
+    """A capacity limit is reached right now (uploads in flight, spooled bytes waiting
+    for their jobs); the same request can succeed later. ``retry_after_s`` is the wait
+    the surfaces suggest (HTTP's ``Retry-After``, a tool error's text)."""
+
+    def __init__(self, message: str, retry_after_s: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -1,9 +1,11 @@
 """The layer rule of DESIGN.md, checked on the source: imports only go down.
 
 core (``rag`` types/settings/errors/payload, ``configs``) <- stages (``rag`` stages,
-``ingest``) <- ``pipeline`` (the composition root) <- surfaces (``api``, ``cli``,
-``mcpserver``). Every import counts, including ones inside functions and under
-``TYPE_CHECKING``, and no module-level import cycle is allowed anywhere.
+``ingest``) <- ``pipeline`` (the composition root) <- ``policy`` (rules every surface
+applies the same way) <- surfaces (``api``, ``cli``, ``mcpserver``; ``api`` mounts MCP
+at ``/mcp``, so it may import ``mcpserver``, never the reverse). Every import counts,
+including ones inside functions and under ``TYPE_CHECKING``, and no module-level import
+cycle is allowed anywhere.
 
 ``python -m tests.test_layers`` prints the package import graph.
 """
@@ -15,7 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("configs", "rag", "ingest", "pipeline", "api", "cli", "mcpserver")
+PACKAGES = ("configs", "rag", "ingest", "pipeline", "policy", "api", "cli", "mcpserver")
 
 # The core of ``rag``: what surfaces may use besides the pipeline.
 RAG_CORE = ("rag.types", "rag.errors", "rag.settings", "rag.payload", "rag.evaluate")
@@ -26,9 +28,10 @@ ALLOWED: dict[str, set[str]] = {
     "rag": {"configs"},
     "ingest": {"rag"},
     "pipeline": {"rag", "ingest"},
-    "api": {"pipeline", "rag"},
-    "mcpserver": {"pipeline", "rag", "api"},
-    "cli": {"pipeline", "rag", "api", "mcpserver"},
+    "policy": {"pipeline", "rag"},
+    "api": {"pipeline", "rag", "policy", "mcpserver"},
+    "mcpserver": {"pipeline", "rag", "policy"},
+    "cli": {"pipeline", "rag", "policy", "api", "mcpserver"},
 }
 
 
@@ -104,10 +107,10 @@ def test_imports_only_go_down() -> None:
                 continue
             if tpkg not in ALLOWED[pkg]:
                 bad.append(f"{module} imports {target}")
-            elif pkg in ("api", "cli", "mcpserver") and tpkg == "rag" and not any(
+            elif pkg in ("policy", "api", "cli", "mcpserver") and tpkg == "rag" and not any(
                 target == c or target.startswith(c + ".") for c in RAG_CORE
             ):
-                bad.append(f"{module} (a surface) imports the stage {target}")
+                bad.append(f"{module} (above the pipeline) imports the stage {target}")
     assert not bad, "imports that break the layers:\n" + "\n".join(sorted(bad))
 
 
@@ -160,7 +163,9 @@ def test_package_graph_is_acyclic_and_matches_the_layers() -> None:
     graph = package_graph()
     assert "ingest" not in graph["rag"] and "pipeline" not in graph["rag"]
     assert not graph["rag"] - {"configs"}
-    assert not graph["pipeline"] & {"api", "cli", "mcpserver"}
+    assert not graph["pipeline"] & {"policy", "api", "cli", "mcpserver"}
+    assert not graph["policy"] & {"api", "cli", "mcpserver"}
+    assert "api" not in graph["mcpserver"]
 
 
 if __name__ == "__main__":

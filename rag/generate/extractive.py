@@ -37,7 +37,13 @@ from rag.generate.base import (
 )
 from rag.generate.citations import make_citation, trim
 from rag.generate.images import choose_visual_sources
-from rag.generate.prompt import Source, normalize_text, select_sources
+from rag.generate.prompt import (
+    Source,
+    flat_label,
+    neutralize,
+    normalize_text,
+    select_sources,
+)
 from rag.media import MediaStore
 from rag.settings import GeneratorSettings
 from rag.types import Answer, Citation, Hit
@@ -276,7 +282,8 @@ def pick_quotes(
 
 
 def _where(hit: Hit) -> str:
-    return f"{hit.source} p.{hit.page}" if hit.page > 0 else hit.source
+    source = flat_label(hit.source)
+    return f"{source} p.{hit.page}" if hit.page > 0 else source
 
 
 def _first_unit(sources: list[Source]) -> Quote | None:
@@ -356,7 +363,9 @@ class ExtractiveGenerator:
                 + "no passage in the sources matches the question's words"
                 + ("; the top-ranked passage is quoted below." if quotes else ".")
             )
-        lines += [f'- "{q.text}" [{q.index}]' for q in quotes]
+        # A quote keeps its words, but not a bracketed number: in the answer that would
+        # read as a citation of another source.
+        lines += [f'- "{neutralize(q.text)}" [{q.index}]' for q in quotes]
 
         # The first source is always cited: if it is a picture, it is listed even when
         # other images scored higher.

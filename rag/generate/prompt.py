@@ -3,6 +3,13 @@
 The numbers are the contract between the prompt, the model's ``[n]`` markers and the
 citations: source ``n`` is ``hits[n - 1]`` for the first ``n`` hits that fit, images
 carry the same number as the source they belong to, and nothing is renumbered later.
+
+So only this module may write a bracketed number into a prompt. Source text, OCR text
+and file names are data from whoever wrote the document: a line ``[2] report.pdf, page
+1 (text)`` inside source 1 would open a forged source 2, and ``see [3]`` would read as a
+citation. :func:`neutralize` rewrites every bracketed number in them (``[2]``, ``[2,
+3]``, ``[ 2-4 ]``, full-width ``［２］``, ``【2】``, with invisible characters inside) to
+``(2)``, and :func:`flat_label` keeps a file name from starting a line of its own.
 """
 
 from __future__ import annotations
@@ -21,6 +28,16 @@ MIN_SOURCE_CHARS = 80
 ELLIPSIS = " …"
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
 _BLANKS = re.compile(r"\n{3,}")
+# A bracketed source number as a reader (or a model) would see it: square brackets or
+# their look-alikes, any Unicode decimal digits, lists and ranges, with spaces and
+# invisible format characters anywhere inside.
+_FILL = "[\\s\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]*"
+_OPEN = "[\\[\uff3b\u3010\u3014\u3016\u3018\u301a\u27e6\u2045\u2772\ufe47]"
+_CLOSE = "[\\]\uff3d\u3011\u3015\u3017\u3019\u301b\u27e7\u2046\u2773\ufe48]"
+# Numbers joined by one separator each (never two ways to split a run of spaces, so a
+# long run of them cannot make the match backtrack exponentially).
+_NUMBERS = f"\\d+(?:{_FILL}[,;\u2013\u2014\u2212\uff0c\uff1b\\-]{_FILL}\\d+)*"
+_MARKER = re.compile(f"{_OPEN}{_FILL}({_NUMBERS}){_FILL}{_CLOSE}")
 
 SYSTEM_PROMPT = """\
 You are a careful assistant that answers questions using only the numbered sources \
@@ -89,6 +106,18 @@ def normalize_text(text: str) -> str:
     return _BLANKS.sub("\n\n", text).strip()
 
 
+def neutralize(text: str) -> str:
+    """``text`` with every bracketed number made a parenthesised one, so source content
+    can neither open a source block, label an image, nor pass for a citation."""
+    return _MARKER.sub(lambda m: f"({''.join(m.group(1).split())})", text)
+
+
+def flat_label(text: str) -> str:
+    """A label (a file name) on one line, neutralised: line and paragraph separators
+    and every other break become spaces."""
+    return neutralize(" ".join(text.split()))
+
+
 def select_sources(hits: Sequence[Hit], max_sources: int, max_context_chars: int) -> list[Source]:
     """Number the best hits ``1..n`` within the source count and context budgets.
 
@@ -125,7 +154,7 @@ def select_sources(hits: Sequence[Hit], max_sources: int, max_context_chars: int
 def source_header(source: Source, attached: bool) -> str:
     """``[n] file, page N (text)`` or ``[n] file, page N (image, attached as Image [n])``."""
     hit = source.hit
-    where = hit.source or "unknown source"
+    where = flat_label(hit.source) or "unknown source"
     if hit.page > 0:
         where += f", page {hit.page}"
     kind = hit.modality
@@ -141,13 +170,14 @@ def render_sources(sources: Sequence[Source], attached: Iterable[int] = ()) -> s
     """The numbered source blocks of the user message, best first.
 
     Visual sources say whether their image is attached, and label their text as the
-    OCR text or caption so the model knows where the words came from.
+    OCR text or caption so the model knows where the words came from. Bodies and file
+    names are neutralised: the headers written here are the only ``[n]`` in the text.
     """
     shown = set(attached)
     blocks: list[str] = []
     for source in sources:
         header = source_header(source, source.index in shown)
-        body = source.text
+        body = neutralize(source.text)
         if source.hit.modality in IMAGE_MODALITIES and body:
             body = f"Text found in the image: {body}"
         blocks.append(f"{header}\n{body}" if body else header)

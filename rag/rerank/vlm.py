@@ -23,6 +23,7 @@ from openai import OpenAI
 from rag.errors import ConfigError, NotFound, UpstreamError, one_line
 from rag.generate.images import resize_for_model, to_data_url
 from rag.generate.openai_client import LazyOpenAI
+from rag.generate.prompt import flat_label, neutralize
 from rag.rerank.base import keep_unscored_slots
 from rag.settings import RetrievalSettings
 from rag.types import Hit, Vector
@@ -45,7 +46,7 @@ form {"scores": {"1": 7, "2": 0}}, one entry per candidate."""
 
 
 def candidate_header(n: int, hit: Hit, image_of: int | None) -> str:
-    where = hit.source or "unknown source"
+    where = flat_label(hit.source) or "unknown source"
     if hit.page > 0:
         where += f", page {hit.page}"
     kind = hit.modality
@@ -71,7 +72,7 @@ def build_messages(
     blocks = []
     for n, hit in enumerate(hits, start=1):
         owner = key_owner.get(hit.media) if hit.media else None
-        body = " ".join(hit.text.split())[:max_chars]
+        body = neutralize(" ".join(hit.text.split()))[:max_chars]
         header = candidate_header(n, hit, owner)
         blocks.append(f"{header}\n{body}" if body else header)
     asked = question.strip() or "(no text question: judge relevance to the query image)"

@@ -25,7 +25,7 @@ import uvicorn
 from PIL import Image, ImageDraw, ImageFont
 
 from api.app import create_app
-from mcpserver.http import mount as mount_mcp
+from api.mcp import mount as mount_mcp
 from rag.settings import Settings
 from tests.conftest import offline
 

@@ -4,6 +4,7 @@ tool listing and schemas, text and image content, tool errors, API keys and scop
 from __future__ import annotations
 
 import base64
+import time
 from typing import Any
 
 import httpx
@@ -214,3 +215,94 @@ def test_a_session_cannot_switch_keys(keyed_server: Server) -> None:
             **headers, "Authorization": "Bearer admin-key", "mcp-session-id": sid,
             "mcp-protocol-version": "2025-06-18"})
         assert other.status_code == 404
+
+
+# --------------------------------------------------------------------------- uploads
+
+
+def test_ingest_runs_as_a_job_and_reports_progress(server: Server) -> None:
+    seen: list[tuple[float, float | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total))
+
+    files = [{"name": "q3/ferry.txt", "data": base64.b64encode(
+                 b"The harbour ferry leaves every forty minutes.").decode()},
+             {"name": "q3/tram.txt", "data": base64.b64encode(
+                 b"Night trams run on the ring line only.").decode()}]
+
+    async def go() -> Any:
+        async with http_client(server.url) as client:
+            return await client.call_tool("ingest", {"collection": "mcp-jobs", "files": files},
+                                          progress_callback=on_progress)
+
+    result = run(go)
+    assert not result.is_error, texts(result)
+    job_id = result.structured_content["job"]
+    assert texts(result).startswith(f"job {job_id}: done")
+    assert "added: upload/q3/ferry.txt" in texts(result)
+    assert [f["status"] for f in result.structured_content["files"]] == ["added", "added"]
+    assert seen and seen[-1] == (2.0, 2.0)
+    # The same job, as the REST API sees it: MCP uploads are server jobs like any other.
+    with server.client() as http:
+        job = http.get(f"/v1/jobs/{job_id}").json()
+    assert job["status"] == "done" and job["collection"] == "mcp-jobs"
+    assert server.app.state.uploads.spool.bytes_of(job_id) is None  # given back
+
+
+def test_mcp_and_rest_uploads_share_one_spool_budget(server: Server) -> None:
+    uploads = server.app.state.uploads
+    assert server.app.state.service.uploads is uploads
+    held = uploads.spool.reserve(uploads.spool.limit - uploads.spool.used - 10)
+    try:
+        payload = base64.b64encode(b"Spare tyres are kept in bay four.").decode()
+        busy = call(server, "ingest", {"collection": "mcp-busy",
+                                       "files": [{"name": "tyres.txt", "data": payload}]})
+        assert busy.is_error
+        assert "api.max_spool_bytes" in texts(busy) and "Retry in 30 seconds" in texts(busy)
+        with server.client() as http:
+            r = http.post("/v1/collections/mcp-busy/documents",
+                          files={"files": ("tyres.txt", b"Spare tyres are kept in bay four.")})
+        assert r.status_code == 429 and r.headers["retry-after"] == "30"
+        assert "api.max_spool_bytes" in r.json()["error"]["message"]
+    finally:
+        uploads.spool.give_back(held)
+    ok = call(server, "ingest", {"collection": "mcp-busy",
+                                 "files": [{"name": "tyres.txt", "data": payload}]})
+    assert not ok.is_error, texts(ok)
+
+
+def test_an_upload_job_outlives_the_client_that_started_it(server: Server) -> None:
+    """The caller goes away mid-call (it cancels as soon as the job is queued, then closes
+    its session): the job is the server's, so its files are still ingested."""
+    import anyio
+
+    pictures = [{"name": f"gone/scan{i}.png", "data": base64.b64encode(text_png(
+        [f"Pallet {i} of the abandoned call", "reached the loading dock"])).decode()}
+        for i in range(3)]
+    finished: list[bool] = []
+
+    async def go() -> None:
+        queued = anyio.Event()
+
+        async def on_progress(progress: float, total: float | None, message: str | None
+                              ) -> None:
+            queued.set()  # the first notification comes once the job is submitted
+
+        async def ingest() -> None:
+            await client.call_tool("ingest", {"collection": "mcp-gone", "files": pictures},
+                                   progress_callback=on_progress)
+            finished.append(True)
+
+        async with http_client(server.url) as client, anyio.create_task_group() as tg:
+            tg.start_soon(ingest)
+            await queued.wait()
+            tg.cancel_scope.cancel()
+
+    run(go)
+    assert not finished, "the call returned before the client left"
+    deadline = time.monotonic() + 120
+    while not server.pipeline.has_collection("mcp-gone") or len(
+            server.pipeline.documents("mcp-gone")) < 3:
+        assert time.monotonic() < deadline, "the abandoned upload was never ingested"
+        time.sleep(0.2)

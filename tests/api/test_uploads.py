@@ -270,7 +270,7 @@ def test_in_flight_cap_is_429_and_leaves_nothing(server: Server, http: httpx.Cli
     try:
         assert started.wait(30)
         deadline = time.monotonic() + 30
-        while server.app.state.service.uploads.in_flight < held:
+        while server.app.state.service.uploads.in_flight.in_flight < held:
             assert time.monotonic() < deadline, "the slow upload never arrived"
             time.sleep(0.05)
         assert len(incoming(server)) == 1  # the slow upload's spool, being written
@@ -288,7 +288,7 @@ def test_in_flight_cap_is_429_and_leaves_nothing(server: Server, http: httpx.Cli
     done = wait_job(http, result["slow"].json()["id"])
     assert done["files"][0]["source"] == "upload/slow.txt"
     assert done["files"][0]["status"] == "added"
-    assert server.app.state.service.uploads.in_flight == 0
+    assert server.app.state.service.uploads.in_flight.in_flight == 0
     assert incoming(server) == []
     # With the budget free again the same upload is accepted.
     ok = upload(http, "inflight", [("second.txt", b"Second: the buoy is red.")])

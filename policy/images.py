@@ -1,12 +1,14 @@
-"""Images sent by clients (``image_url`` chat parts, the search ``image`` field).
+"""Query images: the picture a caller searches or asks with, loaded the same way on
+every surface (chat ``image_url`` parts, the search ``image`` field, MCP's ``image``
+argument), through one entry point, :func:`query_image`.
 
-Two ways in, both bounded:
+Three ways in, all bounded:
 
 - ``data:`` URLs (PNG, JPEG, WebP, GIF): size-checked before base64 decoding, then
   decoded by the ingest loader, which checks the pixel count from the image header
   before decoding any pixel data: a query image may have at most
   ``api.max_image_pixels`` (and never more than ``ingest.max_pixels``), so an 80 KB PNG
-  that claims 62 megapixels is a 413 in milliseconds, not a gigabyte of RAM.
+  that claims 62 megapixels is refused in milliseconds, not after a gigabyte of RAM.
 - ``http(s)`` URLs, only for hosts in ``api.image_url_allowlist``. Fetching URLs on a
   client's behalf is a classic SSRF hole, so: every address the host resolves to must be
   public (no private, loopback, link-local, reserved or multicast address, checked for
@@ -15,21 +17,31 @@ Two ways in, both bounded:
   that was checked (the host name is only sent as ``Host``/SNI), so a DNS answer that
   changes between check and connect (rebinding) cannot redirect it; redirects are not
   followed; proxies from the environment are ignored; the body is capped while it
-  streams and the whole fetch has a short timeout.
+  streams; and the whole fetch has **one** deadline (:data:`FETCH_TIMEOUT_S`):
+  httpx's timeouts are per operation, so a server that drips a byte a second would
+  otherwise keep a fetch (and a server thread) alive for ever.
+- file paths, only where the caller says so (``allow_paths``: the stdio MCP server,
+  whose caller is the local user); they are bounded like an ingested file
+  (``ingest.max_file_bytes``, ``ingest.max_pixels``), as the CLI's ``--image`` is.
 
-Anything else is a 400 that says how to send the image instead.
+Anything else is a :class:`~rag.errors.BadInput` that says how to send the image instead.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 import ipaddress
+import re
 import socket
+import threading
+import time
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -45,6 +57,8 @@ ALLOWED_MIMES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 FETCH_TIMEOUT_S = 5.0
 FETCH_MAX_BYTES = 20 * 1024 * 1024
 _HINT = "send the image inline as a data URL (data:image/png;base64,...)"
+# A URL scheme: two or more characters before the colon (one letter is a Windows drive).
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
 
 
 @dataclass(frozen=True)
@@ -56,6 +70,7 @@ class ImagePolicy:
     allowlist: tuple[str, ...] = ()
     timeout_s: float = FETCH_TIMEOUT_S
     ingest_max_pixels: int = 0
+    max_file_bytes: int = 0  # for file paths; 0: max_bytes
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ImagePolicy:
@@ -64,7 +79,45 @@ class ImagePolicy:
             ingest_max_pixels=settings.ingest.max_pixels,
             max_bytes=min(settings.api.max_upload_bytes, FETCH_MAX_BYTES),
             allowlist=tuple(h.lower().strip() for h in settings.api.image_url_allowlist),
+            max_file_bytes=settings.ingest.max_file_bytes,
         )
+
+
+def query_image(
+    value: str | None, policy: ImagePolicy, name: str = "image", *, allow_paths: bool = False
+) -> Image.Image | None:
+    """The query image ``value`` names (a data URL, an allow-listed http(s) URL, or, with
+    ``allow_paths``, a file on this machine) as RGB; None when there is none."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    match = _SCHEME.match(value)
+    scheme = match.group(1).lower() if match else ""
+    if scheme in ("data", "http", "https"):
+        return load_image(value, policy, name)
+    if scheme:
+        raise BadInput(f"{name}: unsupported URL scheme {scheme!r}; {_HINT}")
+    if allow_paths:
+        return read_path(value, policy, name)
+    raise BadInput(
+        f"{name}: {value[:100]!r} is not a data URL; file paths are only read by the local "
+        f"(stdio) MCP server; {_HINT}"
+    )
+
+
+def read_path(value: str, policy: ImagePolicy, name: str = "image") -> Image.Image:
+    """A query image from a file on this machine, bounded like an ingested file."""
+    path = Path(value).expanduser()
+    limit = policy.max_file_bytes or policy.max_bytes
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise LimitExceeded(f"{name}: {value} is {size:,} bytes, over the {limit:,} byte "
+                                "limit (ingest.max_file_bytes)")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"{name}: cannot read {value} ({exc.strerror or exc})") from None
+    return decode(data, policy.ingest_max_pixels or policy.max_pixels, str(path))
 
 
 def load_image(url: str, policy: ImagePolicy, name: str = "image_url") -> Image.Image:
@@ -237,23 +290,32 @@ def fetch_image(url: str, policy: ImagePolicy, name: str = "image_url") -> bytes
 
 def fetch_pinned(url: str, ip: str, policy: ImagePolicy, name: str = "image_url") -> bytes:
     """GET ``url`` from exactly ``ip`` (already vetted), sending the real host name as
-    ``Host`` and TLS SNI so virtual hosting and certificate checks still work."""
+    ``Host`` and TLS SNI so virtual hosting and certificate checks still work.
+
+    The whole fetch, connect to last byte, ends by one monotonic deadline. httpx only
+    bounds each operation (a read that waits, not a body that trickles), so: each
+    operation gets the time left as its own timeout, the read loop checks the deadline
+    after every chunk, and a watchdog shuts the socket down at the deadline, which also
+    ends a read that is blocked or a response whose headers trickle in a byte at a time.
+    """
     parts = urlsplit(url)
     host = parts.hostname or ""
     literal = f"[{ip}]" if ":" in ip else ip
     netloc = f"{literal}:{parts.port}" if parts.port else literal
     pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
     host_header = f"{host}:{parts.port}" if parts.port else host
+    deadline = _Deadline(policy.timeout_s)
     try:
         with (
             httpx.Client(
-                timeout=policy.timeout_s, follow_redirects=False, trust_env=False
+                timeout=deadline.left(), follow_redirects=False, trust_env=False
             ) as client,
             client.stream(
                 "GET",
                 pinned,
                 headers={"Host": host_header, "Accept": "image/*"},
-                extensions={"sni_hostname": host},
+                extensions={"sni_hostname": host, "trace": deadline.trace},
+                timeout=deadline.left(),
             ) as response,
         ):
             if response.status_code != 200:
@@ -266,13 +328,78 @@ def fetch_pinned(url: str, ip: str, policy: ImagePolicy, name: str = "image_url"
                 )
             body = bytearray()
             for chunk in response.iter_bytes():
+                deadline.check()
                 body.extend(chunk)
                 if len(body) > policy.max_bytes:
                     raise LimitExceeded(
                         f"{name}: the image is over the {policy.max_bytes:,} byte limit"
                     )
+            deadline.check()
             return bytes(body)
-    except httpx.TimeoutException:
-        raise BadInput(f"{name}: fetching the image timed out after {policy.timeout_s}s") from None
+    except (httpx.TimeoutException, _Expired):
+        raise BadInput(f"{name}: fetching the image took longer than {policy.timeout_s}s; "
+                       f"{_HINT}") from None
     except httpx.HTTPError as exc:
+        if deadline.expired:  # the watchdog cut the connection
+            raise BadInput(f"{name}: fetching the image took longer than "
+                           f"{policy.timeout_s}s; {_HINT}") from None
         raise BadInput(f"{name}: fetching the image failed ({type(exc).__name__})") from None
+    finally:
+        deadline.cancel()
+
+
+class _Expired(Exception):
+    """The fetch passed its deadline (turned into a BadInput by :func:`fetch_pinned`)."""
+
+
+class _Deadline:
+    """One monotonic deadline for a fetch, and the watchdog that enforces it on the
+    socket (found through httpcore's ``trace`` hook when the connection opens)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+        self.expired = False
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def left(self) -> float:
+        """Seconds left, as the timeout of the next operation (never zero: httpx reads
+        0 as "do not wait at all" and that is what an expired check is for)."""
+        return max(0.001, self.at - time.monotonic())
+
+    def check(self) -> None:
+        if self.expired or time.monotonic() >= self.at:
+            self.expired = True
+            raise _Expired
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            stream = info.get("return_value")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if isinstance(sock, socket.socket):
+                with self._lock:
+                    self._sock = sock
+                    late = self.expired
+                if late:
+                    self._shutdown(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sock = self._sock
+        if sock is not None:
+            self._shutdown(sock)
+
+    @staticmethod
+    def _shutdown(sock: socket.socket) -> None:
+        # The plain socket's shutdown (for TLS too): it wakes a blocked recv in the
+        # fetching thread without touching the TLS object that thread is using.
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()

@@ -1,4 +1,6 @@
-"""API keys and what each may see.
+"""Principals: who is calling (an API key, the local CLI's token, or nobody on an open
+server) and what each may see. One module for every surface: the HTTP routes and MCP
+over HTTP authenticate the same ``Authorization`` header the same way.
 
 ``api.api_keys`` maps a key to the collections it may use (``"*"`` = all). The rule for
 a key that asks about a collection outside its scope is *404, the same 404 a missing
@@ -46,10 +48,11 @@ LOCAL = Principal(key_id="local", collections=None, local=True)
 
 
 def collection_not_found(collection: str) -> NotFound:
-    """The one message for "missing" and "not yours", so the two cannot be told apart."""
+    """The one message for "missing" and "not yours", so the two cannot be told apart,
+    the same on every surface (it names where each lists what the caller can use)."""
     return NotFound(
-        f"collection (model) {collection!r} does not exist; GET /v1/models lists the "
-        "collections this key can use"
+        f"collection {collection!r} does not exist; the collections this key can use are "
+        "listed by GET /v1/models (HTTP) and the `collections` tool (MCP)"
     )
 
 

@@ -1,22 +1,30 @@
-"""Client images: data URL decoding and the SSRF guards of URL fetching, in isolation."""
+"""Query images: data URL decoding, file paths only where allowed, the SSRF guards of
+URL fetching and its one deadline (against real slow servers on loopback)."""
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import io
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.images import (
+from policy.images import (
     ImagePolicy,
     decode_data_url,
     fetch_pinned,
     host_allowed,
     is_public,
     load_image,
+    query_image,
     resolve_public,
 )
 from rag.errors import BadInput, LimitExceeded, UnsupportedFile
@@ -79,7 +87,7 @@ def bomb_png(side: int = 7874) -> bytes:
 def test_a_62_megapixel_data_url_is_refused_from_its_header_in_milliseconds() -> None:
     import time
 
-    from api.images import decode
+    from policy.images import decode
     from rag.settings import load_settings
 
     data = bomb_png()
@@ -137,6 +145,122 @@ def test_fetch_pinned_reads_from_the_vetted_address(server: Server) -> None:
 def test_fetch_gives_up_quickly() -> None:
     policy = ImagePolicy(max_pixels=1000, max_bytes=1000, timeout_s=0.2)
     # TEST-NET-1 (RFC 5737) never answers.
-    with pytest.raises(BadInput, match="timed out|failed"):
+    with pytest.raises(BadInput, match="took longer than 0.2s|failed"):
         fetch_pinned("http://images.test/x.png", "192.0.2.1", policy)
     assert httpx  # the module the fetch uses; imported for type checkers
+
+
+# --------------------------------------------------------------------------- one entry
+
+
+def png(side: int = 40) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (side, side), "red").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_query_image_reads_paths_only_when_the_caller_allows_them(tmp_path: Path) -> None:
+    path = tmp_path / "q.png"
+    path.write_bytes(png())
+    policy = ImagePolicy(max_pixels=10_000, max_bytes=100_000, max_file_bytes=100_000)
+    assert query_image(None, policy) is None and query_image("  ", policy) is None
+    image = query_image(str(path), policy, allow_paths=True)
+    assert image is not None and image.size == (40, 40)
+    with pytest.raises(BadInput, match="only read by the local \\(stdio\\) MCP server"):
+        query_image(str(path), policy)
+    with pytest.raises(BadInput, match="unsupported URL scheme 'file'"):
+        query_image(f"file://{path}", policy, allow_paths=True)
+    with pytest.raises(BadInput, match="cannot read"):
+        query_image(str(tmp_path / "missing.png"), policy, allow_paths=True)
+    small = ImagePolicy(max_pixels=10_000, max_bytes=100, max_file_bytes=100)
+    with pytest.raises(LimitExceeded, match="ingest.max_file_bytes"):
+        query_image(str(path), small, allow_paths=True)
+    url = "data:image/png;base64," + base64.b64encode(png()).decode()
+    assert query_image(url, policy) is not None  # the same data URL on every surface
+
+
+# ------------------------------------------------------------- the fetch deadline
+
+
+class Drip:
+    """A real HTTP server on loopback that answers one byte at a time, every
+    ``interval`` seconds, for ever: the headers (``headers=True``) or the body."""
+
+    def __init__(self, headers: bool, interval: float = 0.1) -> None:
+        self.headers = headers
+        self.interval = interval
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        self.closed_at: list[float] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        head = (b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\n"
+                b"Content-Length: 1000000\r\nX-Pad: " + b"x" * 5000 + b"\r\n\r\n")
+        with conn:
+            conn.recv(65536)
+            try:
+                if not self.headers:
+                    conn.sendall(head)
+                    head = b"\x89" * 1_000_000
+                for i in range(len(head)):
+                    if self.stop.is_set():
+                        return
+                    conn.sendall(head[i : i + 1])
+                    time.sleep(self.interval)
+            except OSError:  # the client hung up: what the deadline should make it do
+                self.closed_at.append(time.monotonic())
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+@pytest.fixture(params=["body", "headers"])
+def drip(request: pytest.FixtureRequest) -> Iterator[Drip]:
+    server = Drip(headers=request.param == "headers")
+    yield server
+    server.close()
+
+
+def test_a_dripping_server_cannot_hold_a_fetch_past_its_deadline(drip: Drip) -> None:
+    """A byte every 0.1 s never trips httpx's per-read timeout; the one deadline (1 s)
+    ends the fetch, whether the headers or the body are dripping."""
+    policy = ImagePolicy(max_pixels=1000, max_bytes=5_000_000, timeout_s=1.0)
+    start = time.monotonic()
+    with pytest.raises(BadInput, match="took longer than 1.0s"):
+        fetch_pinned(f"http://images.test:{drip.port}/x.png", "127.0.0.1", policy)
+    elapsed = time.monotonic() - start
+    assert 0.9 < elapsed < 2.0, elapsed
+    # The connection is closed, not left dripping into a forgotten socket.
+    deadline = time.monotonic() + 3
+    while not drip.closed_at and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert drip.closed_at
+
+
+def test_query_image_url_goes_through_the_same_deadline(
+    drip: Drip, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole path a chat or search image URL takes: allow-list, address check
+    (loopback allowed for this test only), pinned fetch, deadline."""
+    import policy.images as images
+
+    monkeypatch.setattr(images, "is_public", lambda ip: True)
+    policy = ImagePolicy(max_pixels=1000, max_bytes=5_000_000, allowlist=("localhost",),
+                         timeout_s=0.5)
+    start = time.monotonic()
+    with pytest.raises(BadInput, match="took longer than 0.5s"):
+        query_image(f"http://localhost:{drip.port}/x.png", policy, "image_url")
+    assert time.monotonic() - start < 1.5
