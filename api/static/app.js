@@ -4,7 +4,7 @@
 
 const $ = (id) => document.getElementById(id);
 const KEY_SLOT = "mmrag.apiKey"; // sessionStorage: this tab only, gone when it closes
-const THUMB = 360;
+const THUMB = 384;  // one of the fixed thumbnail sides (rag/payload.py THUMB_SIDES)
 
 const state = {
   key: sessionStorage.getItem(KEY_SLOT) || "",

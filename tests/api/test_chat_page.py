@@ -117,7 +117,7 @@ def test_ask_streams_and_shows_citation_cards(server: Server, page: Any, tmp_pat
     assert invoice.count() == 1
     _thumbnails_loaded(page)
     thumb = invoice.locator("img")
-    assert thumb.evaluate("i => i.naturalWidth") <= 360
+    assert thumb.evaluate("i => i.naturalWidth") <= 384
     box = invoice.locator(".box")
     assert box.is_visible()  # the OCR box of the cited line, drawn over the thumbnail
     inner = box.bounding_box()
