@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from api import errors
+from api import errors, security
 from api.auth import Authenticator
 from api.deps import get_principal
 from api.images import ImagePolicy
@@ -27,6 +27,7 @@ from api.metrics import Metrics, MetricsMiddleware
 from api.routers import chat, collections, documents, health, jobs, media, models, page, search
 from api.service import RagService
 from pipeline import Pipeline
+from pipeline.datadir import ensure_private_dir
 from rag.settings import Settings
 
 log = logging.getLogger("mmrag.api")
@@ -38,6 +39,7 @@ _JSON_OVERHEAD = 2 * 1024 * 1024
 def _start(settings: Settings, metrics: Metrics) -> RagService:
     """Build the pipeline, warm every stage (blocking: models load) and resume the
     ingest jobs a previous process left unfinished."""
+    ensure_private_dir(settings.data_path)
     pipeline = Pipeline(settings)
     try:
         pipeline.load()
@@ -112,4 +114,6 @@ def create_app(
     # key when the API answers 401).
     app.include_router(page.router)
     page.mount_static(app)
+    # Last, so it runs first: a foreign Host or a cross-site write goes no further.
+    security.install(app, settings.api)
     return app
