@@ -143,12 +143,14 @@ class Server:
 
 
 @contextmanager
-def serve(settings: Settings) -> Iterator[Server]:
-    """The app as ``mmrag serve`` runs it: the API, the chat page and MCP at ``/mcp``."""
-    app = create_app(settings)
+def serve(settings: Settings, local_token: str | None = None, host: str = "127.0.0.1"
+          ) -> Iterator[Server]:
+    """The app as ``mmrag serve`` runs it: the API, the chat page and MCP at ``/mcp``
+    (bound to ``host``; the URL is the loopback one either way)."""
+    app = create_app(settings, local_token=local_token)
     mount_mcp(app)
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                             lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
