@@ -6,7 +6,9 @@ first user's request), and keeps it and the service on ``app.state``. Nothing is
 so tests and embedding applications can run several apps side by side.
 
 Every ``/v1`` route sits behind the API-key dependency at the router level, so a new
-route cannot forget it; ``/healthz`` and ``/readyz`` are open for orchestrators.
+route cannot forget it; ``/healthz`` and ``/readyz`` are open for orchestrators. The
+whole app, those included, sits inside :mod:`api.security` (Host allowlist, cross-site
+writes refused, CORS only for listed origins), added last so that it runs first.
 """
 
 from __future__ import annotations
