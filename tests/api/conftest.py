@@ -177,6 +177,8 @@ def api_settings(data_dir: Path, **api: Any) -> Settings:
             "max_files_per_request": MAX_FILES,
             "max_inflight_upload_bytes": MAX_INFLIGHT,
             "image_url_allowlist": ["localhost", "127.0.0.1", "images.example.invalid"],
+            # test_images fetches from this server as the image host "images.test".
+            "allowed_hosts": ["images.test"],
             **api,
         },
         ingest={"max_pixels": MAX_PIXELS},
