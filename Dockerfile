@@ -14,6 +14,16 @@ COPY cli cli
 COPY mcpserver mcpserver
 # A plain (non-editable) install: the image runs the installed package, not /src.
 RUN pip install . && rm -rf /src
+# mmrag runs as an unprivileged user with a fixed uid (volumes and orchestrators can
+# name it), owning only its data dir; /data is private (0700) like every mmrag data dir,
+# and a new named volume mounted there copies that owner and mode.
+RUN groupadd --system --gid 10001 mmrag \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /app --shell /usr/sbin/nologin mmrag \
+    && mkdir -p /data /app && chown 10001:10001 /data /app && chmod 700 /data
+ENV MMRAG_DATA_DIR=/data
+USER 10001:10001
 WORKDIR /app
 EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=5s --start-period=120s --retries=5 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=3)"]
 CMD ["mmrag", "serve", "--host", "0.0.0.0", "--port", "8080"]

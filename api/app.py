@@ -6,7 +6,9 @@ first user's request), and keeps it and the service on ``app.state``. Nothing is
 so tests and embedding applications can run several apps side by side.
 
 Every ``/v1`` route sits behind the API-key dependency at the router level, so a new
-route cannot forget it; ``/healthz`` and ``/readyz`` are open for orchestrators.
+route cannot forget it; ``/healthz`` and ``/readyz`` are open for orchestrators. The
+whole app, those included, sits inside :mod:`api.security` (Host allowlist, cross-site
+writes refused, CORS only for listed origins), added last so that it runs first.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from api import errors
+from api import errors, security
 from api.deps import get_principal
 from api.limits import BodyLimitMiddleware, upload_body_limit
 from api.metrics import Metrics, MetricsMiddleware
 from api.routers import chat, collections, documents, health, jobs, media, models, page, search
 from api.service import RagService
 from pipeline import Pipeline
+from pipeline.datadir import ensure_private_dir
 from policy.principals import Authenticator
 from policy.uploads import Uploads, json_body_limit
 from rag.settings import Settings
@@ -34,6 +37,7 @@ log = logging.getLogger("mmrag.api")
 def _start(settings: Settings, metrics: Metrics, uploads: Uploads) -> RagService:
     """Build the pipeline, warm every stage (blocking: models load) and resume the
     ingest jobs a previous process left unfinished."""
+    ensure_private_dir(settings.data_path)
     pipeline = Pipeline(settings)
     try:
         pipeline.load()
@@ -107,4 +111,6 @@ def create_app(
     # key when the API answers 401).
     app.include_router(page.router)
     page.mount_static(app)
+    # Last, so it runs first: a foreign Host or a cross-site write goes no further.
+    security.install(app, settings.api)
     return app

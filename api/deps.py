@@ -28,12 +28,40 @@ async def get_service(request: Request) -> RagService:
     return service
 
 
+# The routes `mmrag` commands call through a running server (cli/remote.py), by method
+# and path template: the only ones where the server's local token (server.json) counts.
+# Elsewhere (metrics, creating collections, MCP, uploads) it is just a wrong key.
+LOCAL_TOKEN_ROUTES: frozenset[tuple[str, str]] = frozenset({
+    ("POST", "/v1/search"),
+    ("POST", "/v1/chat/completions"),
+    ("GET", "/v1/collections"),
+    ("DELETE", "/v1/collections/{name}"),
+    ("GET", "/v1/collections/{name}/documents"),
+    ("DELETE", "/v1/collections/{name}/documents"),
+    ("POST", "/v1/collections/{name}/ingest"),
+    ("GET", "/v1/jobs/{job_id}"),
+    ("GET", "/v1/jobs/{job_id}/events"),
+})
+
+
+def is_local_token_route(request: Request) -> bool:
+    route = request.scope.get("route")
+    path = getattr(route, "path", None)
+    return (request.method, path) in LOCAL_TOKEN_ROUTES
+
+
 async def get_principal(
     request: Request,
     _: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> Principal:
     auth: Authenticator = request.app.state.auth
-    return auth.authenticate(request.headers.get("authorization"))
+    authorization = request.headers.get("authorization")
+    if is_local_token_route(request):
+        client = request.scope.get("client")
+        local = auth.authenticate_local(authorization, client[0] if client else None)
+        if local is not None:
+            return local
+    return auth.authenticate(authorization)
 
 
 def get_metrics(request: Request) -> Metrics:

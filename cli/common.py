@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from cli.remote import RemotePipeline, find_server
+from pipeline.datadir import ensure_private_dir
 from rag.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ def connect(args: argparse.Namespace) -> Pipeline | RemotePipeline:
             return RemotePipeline(info)
     from pipeline import Pipeline
 
+    ensure_private_dir(settings.data_path)
     return Pipeline(settings, on_wait=_say)
 
 

@@ -236,7 +236,7 @@ def _log_to_stderr() -> None:
     lines on stderr; stdout stays the command's output."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("mmrag: %(message)s"))
-    for name in ("rag", "ingest", "pipeline"):
+    for name in ("rag", "ingest", "pipeline", "cli"):
         logger = logging.getLogger(name)
         if not logger.handlers:
             logger.setLevel(logging.INFO)

@@ -26,6 +26,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     from cli.common import settings_from_args
     from mcpserver import build_server
     from pipeline import Pipeline
+    from pipeline.datadir import ensure_private_dir
     from rag.errors import MmragError
 
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
@@ -39,6 +40,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
 
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
+        ensure_private_dir(settings.data_path)
         pipe = Pipeline(settings)
         try:
             await anyio.to_thread.run_sync(pipe.load)

@@ -14,8 +14,13 @@ This module must stay light: it imports httpx and our core types, never the pipe
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
 import json
+import logging
 import os
+import secrets
+import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from pipeline.datadir import ensure_private_dir
 from pipeline.gate import process_alive
 from rag.errors import (
     BadInput,
@@ -37,6 +43,8 @@ from rag.errors import (
     UpstreamError,
 )
 from rag.types import Answer, Citation, Filter, Hit, OcrBox
+
+log = logging.getLogger(__name__)
 
 SERVER_FILE = "server.json"
 _ERRORS: dict[int, type[MmragError]] = {
@@ -54,13 +62,33 @@ class ServerInfo:
 
 
 def write_server_file(data_dir: Path, info: ServerInfo) -> Path:
-    data_dir.mkdir(parents=True, exist_ok=True)
+    """Publish ``info`` as ``server.json``, private to this user from its first byte.
+
+    The bytes go to a fresh temp file with a random name, opened with ``O_EXCL`` (never an
+    existing file, whatever its mode) and ``O_NOFOLLOW`` (never through a symlink), mode
+    0600 (and ``fchmod``, so the umask cannot widen it); ``rename`` then swaps it in, and
+    a rename replaces a planted ``server.json`` symlink rather than writing through it.
+    """
+    ensure_private_dir(data_dir)
     path = data_dir / SERVER_FILE
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump({"url": info.url, "pid": info.pid, "token": info.token}, f)
-    tmp.replace(path)
+    body = json.dumps({"url": info.url, "pid": info.pid, "token": info.token}).encode()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        tmp = data_dir / f".{SERVER_FILE}.{os.getpid()}.{secrets.token_hex(8)}.tmp"
+        try:
+            fd = os.open(tmp, flags, 0o600)
+            break
+        except FileExistsError:
+            continue  # 64 random bits taken: someone planted that exact name; pick another
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(body)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return path
 
 
@@ -71,12 +99,60 @@ def remove_server_file(data_dir: Path, pid: int) -> None:
         path.unlink(missing_ok=True)
 
 
+def untrusted_reason(st: os.stat_result) -> str | None:
+    """Why a ``server.json`` with this ``fstat`` must not be believed, or None.
+
+    Its token is a credential and its URL is where the CLI sends the user's questions and
+    file paths: a file someone else could have written (another owner, or group/other
+    write or read bits) may point the CLI at their server, or may have leaked its token.
+    """
+    if not stat.S_ISREG(st.st_mode):
+        return "it is not a regular file"
+    if st.st_uid != os.getuid():
+        return f"it is owned by uid {st.st_uid}, not by this user (uid {os.getuid()})"
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        return (f"its mode is {stat.S_IMODE(st.st_mode):03o}: other users could read or "
+                "change it (mmrag writes it 0600)")
+    return None
+
+
+_ignored: set[tuple[Path, str]] = set()
+
+
+def _ignore(path: Path, reason: str) -> None:
+    """Say once per process why a server file is ignored (the CLI then runs locally)."""
+    if (path, reason) not in _ignored:
+        _ignored.add((path, reason))
+        log.warning("ignoring %s: %s", path, reason)
+
+
 def read_server_file(data_dir: Path) -> ServerInfo | None:
+    """The server this data dir's ``server.json`` names, if the file can be trusted.
+
+    Opened with ``O_NOFOLLOW`` (a symlink fails) and ``O_NONBLOCK`` (a planted FIFO cannot
+    hang the CLI), then checked on the open descriptor, so the file checked is the file
+    read.
+    """
+    path = data_dir / SERVER_FILE
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
-        raw = json.loads((data_dir / SERVER_FILE).read_text())
-        return ServerInfo(str(raw["url"]), int(raw["pid"]), str(raw["token"]))
-    except (OSError, ValueError, KeyError, TypeError):
+        fd = os.open(path, flags)
+    except FileNotFoundError:
         return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            _ignore(path, "it is a symlink (mmrag writes a regular file)")
+        return None
+    with os.fdopen(fd, "rb") as f:
+        reason = untrusted_reason(os.fstat(f.fileno()))
+        if reason is not None:
+            _ignore(path, reason)
+            return None
+        try:
+            raw = json.loads(f.read(64 * 1024))
+            return ServerInfo(str(raw["url"]), int(raw["pid"]), str(raw["token"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
 
 def find_server(data_dir: Path, wait_s: float = 120.0) -> ServerInfo | None:
@@ -191,6 +267,10 @@ class RemotePipeline:
                 message = r.json()["error"]["message"]
             except (ValueError, KeyError, TypeError):
                 message = r.text[:300]
+            if r.status_code == 401:
+                message += (f" (the server at {self.info.url} takes this data dir's local "
+                            "token only from loopback addresses: bind it to 127.0.0.1 or "
+                            "0.0.0.0)")
             raise _ERRORS.get(r.status_code, MmragError)(message)
         return r.json()
 

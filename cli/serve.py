@@ -30,6 +30,9 @@ def check_bind(host: str, api: ApiSettings) -> str | None:
     Returns ``None`` when keys are configured (any host is fine), a notice for the
     keyless loopback case, and raises :class:`ConfigError` for keyless exposure.
     """
+    from api.security import HostAllowlist  # lazy: fastapi is not every command's cost
+
+    HostAllowlist.from_settings(api)  # '*' in api.allowed_hosts without keys: refused
     if api.api_keys:
         return None
     if host.strip().lower() not in LOOPBACK_HOSTS:
@@ -50,6 +53,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     host = args.host or settings.api.host
     port = args.port or settings.api.port
+    # The bind address given on the command line is one of the server's Host names too.
+    settings = settings.model_copy(update={
+        "api": settings.api.model_copy(update={"host": host, "port": port})})
     notice = check_bind(host, settings.api)  # before any model loads: fail fast
     if notice:
         print(f"mmrag: {notice}", file=sys.stderr)
@@ -57,6 +63,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from api.app import create_app
     from api.mcp import mount
+    from api.security import HostAllowlist
+
+    print(f"mmrag: answering Host names {HostAllowlist.from_settings(settings.api).describe()}"
+          " (api.allowed_hosts adds more); cross-site writes refused"
+          + (f"; CORS for {', '.join(settings.api.cors_origins)}"
+             if settings.api.cors_origins else "; CORS off"), file=sys.stderr)
+    loopback_reachable = host in ("0.0.0.0", "::", "") or host.strip().lower() in LOOPBACK_HOSTS
+    if not loopback_reachable:
+        print(f"mmrag: bound to {host} only: other mmrag commands on this machine cannot use "
+              "this server (its local token counts only over loopback); bind 0.0.0.0 to "
+              "serve both", file=sys.stderr)
 
     print(f"mmrag: serving on http://{host}:{port} (profile {settings.profile}); chat page "
           f"at /, MCP at /mcp", file=sys.stderr)

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from pipeline.datadir import ensure_private_dir
 from rag.errors import Conflict
 from rag.process import process_alive
 
@@ -150,8 +151,8 @@ class StoreGate:
         return False
 
     def _acquire(self) -> None:
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        ensure_private_dir(self.lock_path.parent)  # the data dir: often first created here
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         marker: Path | None = None
         deadline = time.monotonic() + self.timeout_s
         try:

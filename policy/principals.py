@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 from dataclasses import dataclass
 
 from rag.errors import Forbidden, NotFound, Unauthorized
@@ -85,11 +86,28 @@ class Authenticator:
     def enabled(self) -> bool:
         return bool(self._keys)
 
+    def authenticate_local(self, authorization: str | None, client_host: str | None
+                           ) -> Principal | None:
+        """:data:`LOCAL` for the server's own token sent as ``Bearer`` from a loopback
+        address, else None (the caller then checks API keys).
+
+        The token lives in ``server.json``, which only the data dir's owner can read, but
+        it is the one credential that may read server-side paths: so it also counts only
+        from this machine (a leaked copy is useless elsewhere), only under the scheme the
+        CLI sends, and (the caller's part: ``api.deps``) only on the routes the CLI calls.
+        """
+        if self._local is None or not authorization or not is_loopback(client_host):
+            return None
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        if hmac.compare_digest(self._local, token.strip().encode()):
+            return LOCAL
+        return None
+
     def authenticate(self, authorization: str | None) -> Principal:
-        if self._local is not None and authorization:
-            _, _, token = authorization.strip().partition(" ")
-            if hmac.compare_digest(self._local, token.strip().encode()):
-                return LOCAL
+        """The principal of an API key (never of the local token: see
+        :meth:`authenticate_local`)."""
         if not self._keys:
             return OPEN
         if not authorization:
@@ -108,3 +126,16 @@ class Authenticator:
         if found is None:
             raise Unauthorized("invalid API key")
         return found
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether a client address (ASGI ``scope["client"][0]``) is this machine's loopback,
+    IPv4-mapped IPv6 (``::ffff:127.0.0.1``) included; a unix socket (None) is not."""
+    if not host:
+        return False
+    try:
+        addr = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return bool(addr.is_loopback or (mapped is not None and mapped.is_loopback))

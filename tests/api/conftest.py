@@ -143,12 +143,14 @@ class Server:
 
 
 @contextmanager
-def serve(settings: Settings) -> Iterator[Server]:
-    """The app as ``mmrag serve`` runs it: the API, the chat page and MCP at ``/mcp``."""
-    app = create_app(settings)
+def serve(settings: Settings, local_token: str | None = None, host: str = "127.0.0.1"
+          ) -> Iterator[Server]:
+    """The app as ``mmrag serve`` runs it: the API, the chat page and MCP at ``/mcp``
+    (bound to ``host``; the URL is the loopback one either way)."""
+    app = create_app(settings, local_token=local_token)
     mount_mcp(app)
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                             lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
@@ -175,6 +177,8 @@ def api_settings(data_dir: Path, **api: Any) -> Settings:
             "max_files_per_request": MAX_FILES,
             "max_inflight_upload_bytes": MAX_INFLIGHT,
             "image_url_allowlist": ["localhost", "127.0.0.1", "images.example.invalid"],
+            # test_images fetches from this server as the image host "images.test".
+            "allowed_hosts": ["images.test"],
             **api,
         },
         ingest={"max_pixels": MAX_PIXELS},

@@ -160,7 +160,8 @@ def test_decompression_bomb_data_url_is_413_in_milliseconds(http: httpx.Client) 
 def test_huge_json_body_is_413(server: Server) -> None:
     status, body = raw_request(
         server,
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: application/json\r\n"
         f"Content-Length: {10**10}\r\n\r\n{{",
     )
     assert status == 413 and "limit_exceeded" in body

@@ -187,7 +187,8 @@ def raw_upload(server: Server, disposition: bytes, data: bytes = b"hello") -> tu
     """A multipart upload with a hand-written Content-Disposition (bytes as given)."""
     body = (b"--b\r\nContent-Disposition: " + disposition + b"\r\n\r\n" + data
             + b"\r\n--b--\r\n")
-    head = ("POST /v1/collections/raw/documents HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+    head = ("POST /v1/collections/raw/documents HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Connection: close\r\n"
             "Content-Type: multipart/form-data; boundary=b\r\n"
             f"Content-Length: {len(body)}\r\n\r\n").encode()
     return raw_request_bytes(server, head + body)
@@ -330,7 +331,7 @@ def test_huge_declared_upload_is_refused_before_reading(server: Server) -> None:
     # httpx will not send a Content-Length it cannot honour, so speak HTTP by hand.
     status, body = raw_request(
         server,
-        "POST /v1/collections/x/documents HTTP/1.1\r\nHost: test\r\n"
+        "POST /v1/collections/x/documents HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         "Content-Type: multipart/form-data; boundary=b\r\n"
         f"Content-Length: {10**12}\r\n\r\n--b\r\n",
     )
