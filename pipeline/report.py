@@ -9,9 +9,10 @@ from typing import Literal
 
 # ``repaired``: the stored document's record promised points the store did not have
 # (removed behind mmrag's back, or by an interrupted delete of older versions); it was
-# written again.
-FileStatus = Literal["pending", "added", "replaced", "repaired", "unchanged", "duplicate",
-                     "failed"]
+# written again. ``rebuilt``: same bytes, written again because a part of the text
+# pipeline that shaped it changed (or ``--rebuild``); ``reason`` says which.
+FileStatus = Literal["pending", "added", "replaced", "repaired", "rebuilt", "unchanged",
+                     "duplicate", "failed"]
 
 
 @dataclass
@@ -22,6 +23,7 @@ class FileResult:
     chunks: int = 0
     doc_id: str = ""
     error: str | None = None
+    reason: str | None = None
 
 
 @dataclass
@@ -36,7 +38,7 @@ class IngestReport:
     @property
     def points_written(self) -> int:
         return sum(f.points for f in self.files
-                   if f.status in ("added", "replaced", "repaired"))
+                   if f.status in ("added", "replaced", "repaired", "rebuilt"))
 
     @property
     def failed(self) -> list[FileResult]:
@@ -45,7 +47,8 @@ class IngestReport:
     def summary(self) -> str:
         parts = [
             f"{self.count(s)} {s}"
-            for s in ("added", "replaced", "repaired", "unchanged", "duplicate", "failed")
+            for s in ("added", "replaced", "repaired", "rebuilt", "unchanged", "duplicate",
+                      "failed")
             if self.count(s)
         ]
         return (
