@@ -191,4 +191,4 @@ def requeue(job: Job) -> None:
     job.files_done = 0
     job.chunks = 0
     for f in job.files:
-        f.status, f.points, f.chunks, f.error = "pending", 0, 0, None
+        f.status, f.points, f.chunks, f.error, f.reason = "pending", 0, 0, None, None

@@ -38,8 +38,6 @@ class Prepared:
 
     chunks: list[Chunk]
     mime: str
-    # Some page's text came from OCR: the document's record then keeps the OCR version.
-    ocr: bool = False
 
 
 def prepare(
@@ -71,10 +69,8 @@ def prepare(
     encoded: list[tuple[str, bytes]] = []
     chunks: list[Chunk] = []
     chars = 0
-    ocr_used = False
     try:
         for page in reader.iter_pages():
-            ocr_used = ocr_used or page.ocr
             chars += len(page.text)
             if chars > ingest.max_chars:  # stop before rendering and OCR'ing the rest
                 raise LimitExceeded(
@@ -112,7 +108,7 @@ def prepare(
     lead = lead_chunk(chunks, settings.chunking.lead_chars)
     if lead is not None:
         chunks.append(lead)
-    return Prepared(chunks, reader.mime, ocr_used)
+    return Prepared(chunks, reader.mime)
 
 
 # --- worker processes -------------------------------------------------------------------

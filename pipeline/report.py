@@ -44,6 +44,14 @@ class IngestReport:
     def failed(self) -> list[FileResult]:
         return [f for f in self.files if f.status == "failed"]
 
+    def rebuilt_reasons(self) -> dict[str, int]:
+        """Why documents were rebuilt: reason -> how many ('ocr changed': 12)."""
+        reasons: dict[str, int] = {}
+        for f in self.files:
+            if f.status == "rebuilt" and f.reason:
+                reasons[f.reason] = reasons.get(f.reason, 0) + 1
+        return reasons
+
     def summary(self) -> str:
         parts = [
             f"{self.count(s)} {s}"
@@ -51,6 +59,11 @@ class IngestReport:
                       "failed")
             if self.count(s)
         ]
+        reasons = self.rebuilt_reasons()
+        if reasons:
+            i = parts.index(f"{self.count('rebuilt')} rebuilt")
+            parts[i] += " (" + ", ".join(f"{n} {why}" if len(reasons) > 1 else why
+                                         for why, n in sorted(reasons.items())) + ")"
         return (
             f"{len(self.files)} files into {self.collection!r}: "
             + (", ".join(parts) or "nothing to do")

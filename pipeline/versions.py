@@ -1,8 +1,8 @@
 """The version of the text pipeline a document was written with, part by part.
 
 A document's record keeps a short fingerprint of each part that shaped its points
-(:func:`text_pipeline`): OCR and its post-processing (only for documents that were
-OCR'd), chunking, and each encoder. The next ingest compares them with the running
+(:func:`text_pipeline`): OCR and its post-processing (for the kinds OCR can read:
+pictures, PDFs, videos), chunking, and each encoder. The next ingest compares them with the running
 configuration and rebuilds a document whose parts changed, even when its bytes did not
 (:func:`stale_parts`), saying which parts; ``mmrag ingest --rebuild`` rebuilds regardless.
 
@@ -28,10 +28,21 @@ CHUNKING = "chunking"
 TEXT = "text"
 CLIP = "clip"
 BM25 = "bm25"
+PARTS = (OCR, CHUNKING, TEXT, CLIP, BM25)
+#: What a rebuild that no part asked for says (``mmrag ingest --rebuild``).
+FORCED = "rebuild requested"
 
-# Records written before versions existed: pictures and PDFs (scanned pages) may have
-# been OCR'd.
-_LEGACY_OCR_MIMES = ("image/", "application/pdf")
+# Kinds whose text OCR can shape: pictures, PDFs (scanned pages) and videos (keyframes).
+# They carry the OCR fingerprint whether or not OCR found anything in them, so an OCR
+# change, or turning OCR on, rebuilds them all (a digital PDF just reads its text layer
+# again); text files never carry it.
+_OCR_KINDS = ("image/", "application/pdf", "video/")
+# What records written before versions existed were written with.
+_LEGACY = {OCR: 1, CHUNKING: 1}
+
+
+def ocr_applies(mime: str) -> bool:
+    return mime.startswith(_OCR_KINDS)
 
 
 def _fingerprint(value: Any) -> str:
@@ -39,17 +50,19 @@ def _fingerprint(value: Any) -> str:
     return hashlib.sha256(raw).hexdigest()[:12]
 
 
-def text_pipeline(settings: Settings, ocr_used: bool) -> dict[str, str]:
-    """Fingerprints of the parts that shape a document's points under ``settings``."""
+def text_pipeline(settings: Settings, mime: str) -> dict[str, str]:
+    """Fingerprints of the parts that shape the points of a ``mime`` document under
+    ``settings`` (what its record keeps)."""
     parts: dict[str, str] = {}
-    if ocr_used and settings.ocr.enabled:
+    if ocr_applies(mime):
         o = settings.ocr
         parts[OCR] = _fingerprint({
             "version": OCR_TEXT_VERSION, "backend": o.backend,
             "min_confidence": o.min_confidence, "max_side": o.max_side,
             "enlarge_below": o.enlarge_below, "stretch_x": o.stretch_x,
-            "blank_range": o.blank_range,
-        })
+            "blank_range": o.blank_range, "rec_batch_size": o.rec_batch_size,
+            "render_dpi": settings.ingest.render_dpi,
+        }) if o.enabled else "off"
     t = settings.text
     parts[CHUNKING] = _fingerprint({
         "version": CHUNKING_VERSION, "chunking": settings.chunking.model_dump(),
@@ -69,22 +82,26 @@ def text_pipeline(settings: Settings, ocr_used: bool) -> dict[str, str]:
 
 
 def stale_parts(stored: dict[str, str] | None, mime: str, settings: Settings) -> list[str]:
-    """The parts of a stored document that the running configuration would write
-    differently. ``stored`` is what its record says (None: written before versions
-    existed, when every part counts as changed, OCR only where it may have run)."""
+    """The parts of a stored ``mime`` document that the running configuration would write
+    differently, given the fingerprints its record keeps (``stored``).
+
+    A record written before versions existed (``stored`` is None) is taken to match the
+    running settings, written by the first OCR and chunking versions: only a part whose
+    version moved on since counts as changed (OCR only for kinds it applies to)."""
     if stored is None:
-        # Before versions, only OCR is known to have changed since (word boundaries);
-        # the rest is assumed unchanged rather than rebuilding every text file.
-        ocr_possible = mime.startswith(_LEGACY_OCR_MIMES) and settings.ocr.enabled
-        return [OCR] if ocr_possible else []
-    current = text_pipeline(settings, ocr_used=OCR in stored)
-    return [part for part in (OCR, CHUNKING, TEXT, CLIP, BM25)
-            if current.get(part) != stored.get(part)]
+        stale = []
+        if ocr_applies(mime) and settings.ocr.enabled and _LEGACY[OCR] != OCR_TEXT_VERSION:
+            stale.append(OCR)
+        if _LEGACY[CHUNKING] != CHUNKING_VERSION:
+            stale.append(CHUNKING)
+        return stale
+    current = text_pipeline(settings, mime)
+    return [part for part in PARTS if current.get(part) != stored.get(part)]
 
 
 def describe(parts: list[str]) -> str:
     """'ocr and chunking changed' for a report."""
     if not parts:
-        return ""
+        return FORCED
     names = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
     return f"{names} changed"
