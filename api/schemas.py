@@ -226,6 +226,8 @@ class PathIngest(_Strict):
     cwd: str = Field(description="the caller's working directory; relative paths are "
                      "read from it and keep their names as given")
     metadata: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    rebuild: bool = Field(default=False, description="write stored documents again even "
+                          "when they are current (mmrag ingest --rebuild)")
 
 
 class DocumentInfo(BaseModel):
@@ -247,6 +249,8 @@ class FileStatus(BaseModel):
     chunks: int = 0
     doc_id: str = ""
     error: str | None = None
+    # Why a ``rebuilt`` file was written again ("ocr changed", "rebuild requested").
+    reason: str | None = None
 
 
 class Job(BaseModel):

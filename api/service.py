@@ -224,7 +224,8 @@ class RagService:
                 "ingesting server-side paths is only for the local mmrag CLI (the token in "
                 "the data dir's server.json); upload files instead"
             )
-        job = self.pipeline.submit_path_job(name, req.paths, req.cwd, dict(req.metadata))
+        job = self.pipeline.submit_path_job(name, req.paths, req.cwd, dict(req.metadata),
+                                             rebuild=req.rebuild)
         if self.metrics:
             self.metrics.jobs_running.inc()
         return self._job(job)

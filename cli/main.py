@@ -53,7 +53,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     meta = dict(kv.split("=", 1) for kv in (args.meta or []))
     bar, on_progress = _progress_bar()
     try:
-        report = pipe.ingest(args.collection, args.paths, metadata=meta, progress=on_progress)
+        report = pipe.ingest(args.collection, args.paths, metadata=meta, progress=on_progress,
+                             rebuild=args.rebuild)
     finally:
         bar.close()
         pipe.close()
@@ -180,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--collection", required=True)
     p.add_argument("--meta", action="append", metavar="KEY=VALUE", help="metadata for all files")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--rebuild", action="store_true",
+                   help="write stored documents again even when their bytes and the text "
+                   "pipeline that wrote them are current (a stale one is rebuilt anyway)")
     common_options(p)
     p.set_defaults(func=cmd_ingest)
 

@@ -325,12 +325,13 @@ class RemotePipeline:
         self._call("DELETE", f"/v1/collections/{collection}")
 
     def ingest(self, collection: str, paths: list[str], metadata: dict[str, Any] | None = None,
-               progress: Callable[[Any], None] | None = None) -> Any:
+               progress: Callable[[Any], None] | None = None, rebuild: bool = False) -> Any:
         from pipeline.report import FileResult, IngestReport, Progress  # light: no models
 
         started = time.perf_counter()
         job = self._call("POST", f"/v1/collections/{collection}/ingest", json={
-            "paths": [str(p) for p in paths], "cwd": os.getcwd(), "metadata": metadata or {}})
+            "paths": [str(p) for p in paths], "cwd": os.getcwd(), "metadata": metadata or {},
+            "rebuild": rebuild})
         seen: set[int] = set()
         for state in self._follow(job):
             for i, f in enumerate(state["files"]):

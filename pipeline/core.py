@@ -191,11 +191,15 @@ class Pipeline:
         paths: list[str],
         metadata: dict[str, Any] | None = None,
         progress: ProgressFn | None = None,
+        rebuild: bool = False,
     ) -> IngestReport:
+        """Ingest files and folders; ``rebuild`` writes stored documents again even when
+        they are current (``mmrag ingest --rebuild``)."""
         from pipeline.runner import file_items
 
         items = file_items(paths, self.settings.ingest.max_file_bytes)
-        return self._runner.run(collection, items, metadata=metadata, progress=progress)
+        return self._runner.run(collection, items, metadata=metadata, progress=progress,
+                                rebuild=rebuild)
 
     @_gated
     def ingest_bytes(
@@ -221,7 +225,8 @@ class Pipeline:
 
     @_gated
     def submit_path_job(self, collection: str, paths: list[str], cwd: str,
-                        metadata: dict[str, Any] | None = None) -> Job:
+                        metadata: dict[str, Any] | None = None, rebuild: bool = False
+                        ) -> Job:
         """A job over files on this machine, read in place (``cwd`` resolves relative
         paths, whose names are kept as given, as ``mmrag ingest`` would)."""
         from pipeline.runner import list_files
@@ -232,6 +237,7 @@ class Pipeline:
         names = list_files(paths, cwd)
         job = self._jobs.store.new(collection, names, metadata)
         job.base_dir = cwd
+        job.rebuild = rebuild
         return self._jobs.submit(job)
 
     def new_spool(self) -> Path:

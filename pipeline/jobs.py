@@ -157,7 +157,7 @@ class JobRunner:
             items = self.store.items(job, self.runner.settings.ingest.max_file_bytes)
             report = self.runner.run(
                 job.collection, items, metadata=job.metadata,
-                progress=on_progress,
+                progress=on_progress, rebuild=job.rebuild,
             )
             complete(job, report.files)
         except MmragError as exc:

@@ -65,6 +65,8 @@ class Job:
     # Path jobs (the local CLI through a server) read files where they are, relative to
     # this folder, instead of from the spool. Never resumed after a restart.
     base_dir: str | None = None
+    # Rewrite every file even when it is stored and current (``mmrag ingest --rebuild``).
+    rebuild: bool = False
 
     @property
     def final(self) -> bool:
@@ -84,21 +86,22 @@ _NUMBER = (int, float)
 _JOB_FIELDS: dict[str, tuple[type, ...]] = {
     "files_done": (int,), "chunks": (int,), "created": _NUMBER,
     "finished": (*_NUMBER, type(None)), "error": (str, type(None)), "metadata": (dict,),
-    "attempts": (int,), "base_dir": (str, type(None)),
+    "attempts": (int,), "base_dir": (str, type(None)), "rebuild": (bool,),
 }
 _FILE_FIELDS: dict[str, tuple[type, ...]] = {
     "points": (int,), "chunks": (int,), "doc_id": (str,), "error": (str, type(None)),
+    "reason": (str, type(None)),
 }
 
 
 def _typed(name: str, value: object, types: tuple[type, ...]) -> None:
-    # bool is an int to isinstance; no field here is a bool.
-    if isinstance(value, bool) or not isinstance(value, types):
+    # bool is an int to isinstance: a bool passes only where bool is asked for.
+    if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
         raise BadJobState(f"{name} is {type(value).__name__}, expected "
                           + " or ".join(t.__name__ for t in types))
 
 
-_FILE_KEYS = {"source", "status", "points", "chunks", "doc_id", "error"}
+_FILE_KEYS = {"source", "status", "points", "chunks", "doc_id", "error", "reason"}
 
 
 def file_result_from_json(data: object) -> FileResult:
@@ -106,10 +109,12 @@ def file_result_from_json(data: object) -> FileResult:
     if type(data) is dict and data.keys() == _FILE_KEYS:
         source, status, points = data["source"], data["status"], data["points"]
         chunks, doc_id, error = data["chunks"], data["doc_id"], data["error"]
+        reason = data["reason"]
         if (type(source) is str and status in FILE_STATUSES and type(points) is int
                 and type(chunks) is int and type(doc_id) is str
-                and (error is None or type(error) is str)):
-            return FileResult(source, status, points, chunks, doc_id, error)
+                and (error is None or type(error) is str)
+                and (reason is None or type(reason) is str)):
+            return FileResult(source, status, points, chunks, doc_id, error, reason)
     if not isinstance(data, dict):
         raise BadJobState("a file entry is not an object")
     source, status = data.get("source"), data.get("status", "pending")
@@ -186,4 +191,4 @@ def requeue(job: Job) -> None:
     job.files_done = 0
     job.chunks = 0
     for f in job.files:
-        f.status, f.points, f.chunks, f.error = "pending", 0, 0, None
+        f.status, f.points, f.chunks, f.error, f.reason = "pending", 0, 0, None, None

@@ -9,9 +9,10 @@ from typing import Literal
 
 # ``repaired``: the stored document's record promised points the store did not have
 # (removed behind mmrag's back, or by an interrupted delete of older versions); it was
-# written again.
-FileStatus = Literal["pending", "added", "replaced", "repaired", "unchanged", "duplicate",
-                     "failed"]
+# written again. ``rebuilt``: same bytes, written again because a part of the text
+# pipeline that shaped it changed (or ``--rebuild``); ``reason`` says which.
+FileStatus = Literal["pending", "added", "replaced", "repaired", "rebuilt", "unchanged",
+                     "duplicate", "failed"]
 
 
 @dataclass
@@ -22,6 +23,7 @@ class FileResult:
     chunks: int = 0
     doc_id: str = ""
     error: str | None = None
+    reason: str | None = None
 
 
 @dataclass
@@ -36,18 +38,32 @@ class IngestReport:
     @property
     def points_written(self) -> int:
         return sum(f.points for f in self.files
-                   if f.status in ("added", "replaced", "repaired"))
+                   if f.status in ("added", "replaced", "repaired", "rebuilt"))
 
     @property
     def failed(self) -> list[FileResult]:
         return [f for f in self.files if f.status == "failed"]
 
+    def rebuilt_reasons(self) -> dict[str, int]:
+        """Why documents were rebuilt: reason -> how many ('ocr changed': 12)."""
+        reasons: dict[str, int] = {}
+        for f in self.files:
+            if f.status == "rebuilt" and f.reason:
+                reasons[f.reason] = reasons.get(f.reason, 0) + 1
+        return reasons
+
     def summary(self) -> str:
         parts = [
             f"{self.count(s)} {s}"
-            for s in ("added", "replaced", "repaired", "unchanged", "duplicate", "failed")
+            for s in ("added", "replaced", "repaired", "rebuilt", "unchanged", "duplicate",
+                      "failed")
             if self.count(s)
         ]
+        reasons = self.rebuilt_reasons()
+        if reasons:
+            i = parts.index(f"{self.count('rebuilt')} rebuilt")
+            parts[i] += " (" + ", ".join(f"{n} {why}" if len(reasons) > 1 else why
+                                         for why, n in sorted(reasons.items())) + ")"
         return (
             f"{len(self.files)} files into {self.collection!r}: "
             + (", ".join(parts) or "nothing to do")

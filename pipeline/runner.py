@@ -31,6 +31,7 @@ from ingest.hashing import sha256_bytes
 from ingest.points import document_leads, embed_chunks
 from pipeline.prepare import Prepared, WorkerPool, prepare, resolve_workers
 from pipeline.report import FileResult, FileStatus, IngestReport, Progress, ProgressFn  # noqa: F401
+from pipeline.versions import describe, stale_parts, text_pipeline
 from rag.encoders import Encoders
 from rag.errors import LimitExceeded, MmragError, NotFound
 from rag.media import MediaStore
@@ -211,7 +212,10 @@ class IngestRunner:
         metadata: dict[str, Any] | None = None,
         tenant: str | None = None,
         progress: ProgressFn | None = None,
+        rebuild: bool = False,
     ) -> IngestReport:
+        """Ingest ``items``; ``rebuild`` rewrites stored documents even when their bytes
+        and the text pipeline that wrote them are current."""
         start = time.perf_counter()
         self.ensure(collection)
         report = IngestReport(collection, [FileResult(source=name) for name, _ in items])
@@ -221,7 +225,7 @@ class IngestRunner:
         pool = (WorkerPool(self.settings, workers, geometry)
                 if workers > 1 and len(items) > 1 else None)
         batch = _Batch(self, collection, report, metadata or {}, tenant, progress, pool,
-                       geometry)
+                       geometry, rebuild)
         try:
             with self.sources.collection(collection):
                 batch.run(items)
@@ -236,15 +240,29 @@ class IngestRunner:
 
     # --- decisions and writes (main thread, the source held) ----------------------------
 
-    def decide(self, collection: str, name: str, doc_id: str, result: FileResult) -> bool:
+    def decide(self, collection: str, name: str, doc_id: str, result: FileResult,
+               rebuild: bool = False) -> bool:
         """Settle ``unchanged``/``duplicate`` without loading the file; True if it must be
         (re)written. What an interrupted earlier run left is finished or removed here:
         a complete record over missing points is repaired (rewritten), a write that never
-        completed is removed, a replacement that never removed the old version does."""
+        completed is removed, a replacement that never removed the old version does.
+
+        A stored document written by another version of the text pipeline (its record's
+        fingerprints, :mod:`pipeline.versions`), or any with ``rebuild``, is written
+        again: ``rebuilt``, with the reason. It stays stored as it was until its new
+        points are ready to write (a file that fails to load or embed now keeps its old
+        version); then :meth:`write` removes and rewrites it, hidden from search until
+        the new record completes, and a crash in between leaves a partial write that the
+        next ingest removes and writes again, as after any crash."""
         records = self.records
         mine = [v for v in records.versions(collection, name) if v.doc_id == doc_id]
         if mine and mine[0].record.complete:
             if records.is_whole(collection, mine[0]):
+                stale = stale_parts(mine[0].record.pipeline, mine[0].mime, self.settings)
+                if stale or rebuild:
+                    result.status = "rebuilt"
+                    result.reason = describe(stale)
+                    return True
                 records.settle(collection, name, doc_id)
                 result.status = "unchanged"
                 return False
@@ -272,6 +290,8 @@ class IngestRunner:
         ``complete``, then the source's other versions go (see rag/store/records.py)."""
         batch = self.settings.ingest.batch_size
         records = self.records
+        if result.status == "rebuilt":  # same doc id, same point ids: the old one goes first
+            records.remove(collection, name, doc_id)
         records.begin(collection, name, doc_id, mime, len(points), tenant)
         try:
             for i in range(0, len(points), batch):
@@ -280,10 +300,11 @@ class IngestRunner:
             # Roll back this file's new points; its previous version is still intact.
             records.remove(collection, name, doc_id)
             raise
-        records.finish(collection, name, doc_id, mime, len(points), tenant)
+        records.finish(collection, name, doc_id, mime, len(points), tenant,
+                       text_pipeline(self.settings, mime))
         result.points = len(points)
         previous = records.settle(collection, name, doc_id)
-        if result.status != "repaired":
+        if result.status not in ("repaired", "rebuilt"):
             result.status = "replaced" if previous else "added"
 
 
@@ -302,8 +323,10 @@ class _Batch:
     def __init__(self, runner: IngestRunner, collection: str, report: IngestReport,
                  metadata: dict[str, Any], tenant: str | None, progress: ProgressFn | None,
                  pool: WorkerPool | None,
-                 geometry: Callable[[Image.Image], Image.Image] | None = None) -> None:
+                 geometry: Callable[[Image.Image], Image.Image] | None = None,
+                 rebuild: bool = False) -> None:
         self.r = runner
+        self.rebuild = rebuild
         self.geometry = geometry
         self.collection = collection
         self.report = report
@@ -357,7 +380,7 @@ class _Batch:
                 while any(p.doc_id == doc_id or p.name == name for p in self.pending):
                     self.commit(block=True)
                 self.hold(name)
-                if not self.r.decide(self.collection, name, doc_id, result):
+                if not self.r.decide(self.collection, name, doc_id, result, self.rebuild):
                     self.emit(index, name)
                     continue
             except Exception as exc:

@@ -40,6 +40,7 @@ WRITING = "writing"
 COMPLETE = "complete"
 DELETING = "deleting"
 WRITTEN_AT = "written_at"
+PIPELINE = "pipeline"
 # Chunk number of a document's record: pages use 0.., their visual point -1.
 RECORD_CHUNK = -2
 
@@ -141,11 +142,14 @@ def _record_info(payload: dict[str, Any]) -> RecordInfo:
         written_at = float(payload.get(WRITTEN_AT, 0.0))
     except (TypeError, ValueError):  # a record damaged outside mmrag: never complete
         return RecordInfo(-1, DELETING, 0.0)
-    return RecordInfo(points, str(payload.get(STATE, COMPLETE)), written_at)
+    raw = payload.get(PIPELINE)
+    pipeline = ({str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else None)
+    return RecordInfo(points, str(payload.get(STATE, COMPLETE)), written_at, pipeline)
 
 
 def record_payload(doc_id: str, source: str, mime: str, points: int, tenant: str | None,
-                   state: str = COMPLETE, written_at: float = 0.0) -> dict[str, Any]:
+                   state: str = COMPLETE, written_at: float = 0.0,
+                   pipeline: dict[str, str] | None = None) -> dict[str, Any]:
     """The payload of a document's record: ``state`` is ``complete`` only once all of the
     document's ``points`` are stored (see ``pipeline/runner.py`` for the protocol)."""
     payload: dict[str, Any] = {
@@ -160,6 +164,8 @@ def record_payload(doc_id: str, source: str, mime: str, points: int, tenant: str
         STATE: state,
         WRITTEN_AT: written_at,
     }
+    if pipeline is not None:
+        payload[PIPELINE] = dict(pipeline)
     if tenant is not None:
         payload[TENANT] = tenant
     return payload

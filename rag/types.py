@@ -124,6 +124,9 @@ class RecordInfo:
     points: int
     state: str
     written_at: float
+    # Fingerprints of the text-pipeline parts that wrote it (pipeline/versions.py);
+    # None for records written before versions existed.
+    pipeline: dict[str, str] | None = None
 
     @property
     def complete(self) -> bool:

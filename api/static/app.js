@@ -380,7 +380,7 @@ function progressRow(name) {
   return { li, bar, status };
 }
 
-const FINISHED = new Set(["added", "replaced", "repaired", "unchanged", "duplicate", "failed"]);
+const FINISHED = new Set(["added", "replaced", "repaired", "rebuilt", "unchanged", "duplicate", "failed"]);
 
 function showJob(rows, job) {
   job.files.forEach((f, i) => {

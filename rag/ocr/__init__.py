@@ -22,6 +22,11 @@ from rag.ocr.rapidocr import RapidOcr
 from rag.ocr.torch_ocr import RapidOcrTorch
 from rag.settings import OcrSettings
 
+#: Changes whenever the text OCR gives for the same image and settings changes (a better
+#: recogniser, new post-processing): documents read by an older version are rebuilt by
+#: the next ingest (pipeline/versions.py).
+OCR_TEXT_VERSION = 1
+
 BACKENDS: dict[str, Callable[[OcrSettings], OcrEngine]] = {
     "rapidocr": RapidOcr,
     # The same PP-OCRv4 models converted to torch: runs on ocr.device (a GPU when present).
@@ -47,6 +52,7 @@ def build_ocr(settings: OcrSettings) -> OcrEngine | None:
 
 __all__ = [
     "BACKENDS",
+    "OCR_TEXT_VERSION",
     "OcrEngine",
     "RapidOcr",
     "RapidOcrTorch",

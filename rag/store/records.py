@@ -56,6 +56,7 @@ class Version:
     source: str
     doc_id: str
     record: RecordInfo
+    mime: str = ""
 
 
 class Records:
@@ -82,7 +83,7 @@ class Records:
                      doc_ids=sorted(set(doc_ids)) if doc_ids is not None else None)
         if flt.doc_ids == []:
             return []
-        return [Version(h.source, h.doc_id, h.record)
+        return [Version(h.source, h.doc_id, h.record, h.mime)
                 for h in self.store.scroll(collection, flt) if h.record is not None]
 
     def complete_doc_ids(self, collection: str, doc_ids: Iterable[str]) -> set[str]:
@@ -111,8 +112,9 @@ class Records:
 
     # --- writing --------------------------------------------------------------------------
     def _put(self, collection: str, source: str, doc_id: str, mime: str, points: int,
-             tenant: str | None, state: str, at: float) -> None:
-        payload = record_payload(doc_id, source, mime, points, tenant, state, at)
+             tenant: str | None, state: str, at: float,
+             pipeline: dict[str, str] | None = None) -> None:
+        payload = record_payload(doc_id, source, mime, points, tenant, state, at, pipeline)
         self.store.upsert(collection, [Point(id=record_point_id(doc_id), vectors={},
                                              payload=payload)])
 
@@ -122,7 +124,7 @@ class Records:
         self._put(collection, source, doc_id, mime, points, tenant, WRITING, self.clock())
 
     def finish(self, collection: str, source: str, doc_id: str, mime: str, points: int,
-               tenant: str | None) -> None:
+               tenant: str | None, pipeline: dict[str, str] | None = None) -> None:
         """Mark the document complete once all its points are stored. Raises
         :class:`WriteLost` when a delete removed it meanwhile (its ``writing`` record is
         gone or became a tombstone): then nothing of it is left to complete."""
@@ -143,7 +145,7 @@ class Records:
             )
         if state != COMPLETE:  # complete already: another writer of the same bytes
             self._put(collection, source, doc_id, mime, points, tenant, COMPLETE,
-                      self.clock())
+                      self.clock(), pipeline)
 
     def remove(self, collection: str, source: str, doc_id: str) -> int:
         """Remove one document: tombstone first, then its points, then the tombstone, so

@@ -102,6 +102,34 @@ def test_kill_9_during_ingest_then_rerun_equals_a_clean_run(
     assert count == total
 
 
+def test_kill_9_during_a_rebuild_then_rerun_equals_a_clean_run(
+    clean: tuple[Path, list[dict[str, Any]], int, float], tmp_path: Path
+) -> None:
+    docs, expected, total, seconds = clean
+    data = tmp_path / "data"
+    first = mmrag("ingest", str(docs), "--collection", "c", data=data)
+    assert first.returncode == 0, first.stderr
+    rebuilt = mmrag("ingest", str(docs), "--collection", "c", "--rebuild", data=data)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "7 rebuilt (rebuild requested)" in rebuilt.stdout
+    assert snapshot(data) == (expected, total)
+    for trial in range(TRIALS):
+        delay = random.Random(2000 + trial).uniform(0.25, 0.95) * seconds
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "ingest", str(docs), "--collection", "c",
+             "--rebuild", "--profile", "offline", "--data-dir", str(data)],
+            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        time.sleep(delay)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        again = mmrag("ingest", str(docs), "--collection", "c", "--json", data=data)
+        assert again.returncode == 0, again.stderr
+        statuses = {f["status"] for f in json.loads(again.stdout)["files"]}
+        assert statuses <= {"added", "unchanged"}, statuses
+        assert snapshot(data) == (expected, total), f"killed after {delay:.1f}s"
+
+
 def test_kill_9_of_the_server_mid_job_resumes_after_restart(
     clean: tuple[Path, list[dict[str, Any]], int, float], tmp_path: Path
 ) -> None:
