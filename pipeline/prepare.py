@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 from ingest.chunking import chunk_page
 from ingest.loaders import open_document
+from ingest.loaders.sniff import MEDIA_MIMES
 from ingest.points import lead_chunk
 from rag.errors import BadInput, LimitExceeded
 from rag.media import MediaStore
 from rag.ocr import OcrEngine, build_ocr
-from ingest.loaders.sniff import MEDIA_MIMES
 from rag.payload import media_key
 from rag.settings import Settings, settings_from_dump
 from rag.transcribe import Transcriber, shared_transcriber

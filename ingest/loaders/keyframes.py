@@ -3,9 +3,9 @@
 :class:`KeyframePicker` is fed one small frame per sample (every
 ``video.sample_interval_s``) and says which ones start a new keyframe. A picture change
 (a slide or scene change) is the share of pixels whose grey level moved by more than
-:data:`PIXEL_DELTA` since the current keyframe passing ``scene_threshold``; the frame is taken once the picture has settled
-(the next sample hardly differs), so a fade or a slide transition is not caught half
-way, while the keyframe's ``start`` is when the change began. At least every
+:data:`PIXEL_DELTA` since the current keyframe passing ``scene_threshold``; the frame
+is taken once the picture has settled (the next sample hardly differs), so a fade or a
+slide transition is not caught half way, while the keyframe's ``start`` is when the change began. At least every
 ``max_interval_s`` a frame is taken anyway (slow scrolling, typing in a terminal) unless
 it is a near-duplicate of the current keyframe. With a known duration, keyframes are at
 least ``duration / max_frames`` apart, and never more than ``max_frames`` are kept.
@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.settings import VideoSettings
-
 
 #: Grey levels a pixel must move by to count as changed: above video compression noise.
 #: (A mean difference was tried first: a new slide of text on white moved the mean by

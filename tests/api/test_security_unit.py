@@ -13,7 +13,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from api.app import create_app
-from policy.principals import LOCAL, Authenticator, is_loopback
 from api.security import (
     HostAllowlist,
     HostPort,
@@ -22,6 +21,7 @@ from api.security import (
     parse_host,
     parse_origin,
 )
+from policy.principals import LOCAL, Authenticator, is_loopback
 from rag.errors import ConfigError
 from rag.settings import ApiSettings
 from tests.conftest import offline
