@@ -49,7 +49,8 @@ def hits_text(collection: str, query: str, hits: list[Hit]) -> str:
         return f"No hits in collection {collection!r} for {query!r}."
     lines = [f"{len(hits)} hits in collection {collection!r} for {query!r}, best first:", ""]
     for i, h in enumerate(hits, 1):
-        lines.append(f"[{i}] {where(h.source, h.page, h.start, h.end)} ({h.modality}), score {h.score:.3f}")
+        place = where(h.source, h.page, h.start, h.end)
+        lines.append(f"[{i}] {place} ({h.modality}), score {h.score:.3f}")
         lines.append(f"    {quote(h.text)}")
     return "\n".join(lines)
 
@@ -105,15 +106,16 @@ def images(
 
 def hit_images(hits: list[Hit], media: MediaFn, limit: int) -> list[Content]:
     return images(
-        ((f"image of [{i}] {where(h.source, h.page, h.start, h.end)}", h.media) for i, h in enumerate(hits, 1)),
+        ((f"image of [{i}] {where(h.source, h.page, h.start, h.end)}", h.media)
+         for i, h in enumerate(hits, 1)),
         media, limit,
     )
 
 
 def answer_images(answer: Answer, media: MediaFn, limit: int) -> list[Content]:
     return images(
-        ((f"image of source [{c.index}] {where(c.source, c.page, c.start, c.end)}", citation_media(answer, c))
-         for c in answer.citations),
+        ((f"image of source [{c.index}] {where(c.source, c.page, c.start, c.end)}",
+          citation_media(answer, c)) for c in answer.citations),
         media, limit,
     )
 

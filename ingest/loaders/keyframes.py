@@ -5,10 +5,11 @@
 (a slide or scene change) is the share of pixels whose grey level moved by more than
 :data:`PIXEL_DELTA` since the current keyframe passing ``scene_threshold``; the frame
 is taken once the picture has settled (the next sample hardly differs), so a fade or a
-slide transition is not caught half way, while the keyframe's ``start`` is when the change began. At least every
-``max_interval_s`` a frame is taken anyway (slow scrolling, typing in a terminal) unless
-it is a near-duplicate of the current keyframe. With a known duration, keyframes are at
-least ``duration / max_frames`` apart, and never more than ``max_frames`` are kept.
+slide transition is not caught half way, while the keyframe's ``start`` is when the
+change began. At least every ``max_interval_s`` a frame is taken anyway (slow
+scrolling, typing in a terminal) unless it is a near-duplicate of the current
+keyframe. With a known duration, keyframes are at least ``duration / max_frames``
+apart, and never more than ``max_frames`` are kept.
 """
 
 from __future__ import annotations
