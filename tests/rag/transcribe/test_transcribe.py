@@ -34,7 +34,8 @@ def test_backends_are_chosen_by_name() -> None:
 
 
 def test_whisper_by_name_fails_with_the_model_and_what_to_do() -> None:
-    t = WhisperTranscriber(TranscribeSettings(backend="whisper", model="Systran/faster-whisper-small"))
+    name = "Systran/faster-whisper-small"
+    t = WhisperTranscriber(TranscribeSettings(backend="whisper", model=name))
     with pytest.raises((ModelUnavailable, ConfigError)) as err:
         t.load()
     text = str(err.value)
