@@ -310,8 +310,8 @@ class VideoSettings(_Section):
     max_duration_s: float = 4 * 3600.0
     # Share of the pixels of a small grey frame that changed (by more than 24 grey levels)
     # since the current keyframe that makes a new picture: a slide change, a scene cut
-    # (a new slide of text changes ~5%, a terminal's new line ~1.4%).
-    scene_threshold: float = 0.02
+    # (a new slide of text changes ~5%, a terminal's new line ~1.4%: both count).
+    scene_threshold: float = 0.01
     # Frames that differ from the current keyframe by at most this share are
     # near-duplicates and never kept, even when max_interval_s has passed.
     duplicate_threshold: float = 0.003
