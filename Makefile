@@ -68,6 +68,7 @@ demo: setup
 	$(VENV)/bin/mmrag ingest examples/corpus --collection demo --profile offline --data-dir $(DEMO_DATA)
 	$(VENV)/bin/mmrag search "how do I rotate TLS certificates" --collection demo --profile offline --data-dir $(DEMO_DATA) --limit 3
 	$(VENV)/bin/mmrag search "why did name resolution fail in the outage" --collection demo --profile offline --data-dir $(DEMO_DATA) --limit 3
+	$(VENV)/bin/mmrag search "when is the coffee machine descaled" --collection demo --profile offline --data-dir $(DEMO_DATA) --limit 3
 	$(VENV)/bin/mmrag eval examples/queries.jsonl --collection demo --profile offline --data-dir $(DEMO_DATA)
 
 # Retrieval quality on the man-page eval set (README, "Evaluation"). The first run builds
