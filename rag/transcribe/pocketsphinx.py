@@ -109,6 +109,7 @@ class PocketsphinxTranscriber:
             for i in range(0, usable, frame_bytes):
                 yield from feed(pending[i : i + frame_bytes], last=False)
             pending = pending[usable:]
-        yield from feed(pending, last=True)
+        if pending:  # pocketsphinx's end_stream cannot take an empty frame
+            yield from feed(pending, last=True)
         if in_utt:
             yield from finish()

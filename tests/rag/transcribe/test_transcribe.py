@@ -97,3 +97,10 @@ def test_pocketsphinx_hears_words_where_they_were_said() -> None:
         [audio[i : i + 4000] for i in range(0, len(audio), 4000)]))
     assert words, "no speech found"
     assert words[0].start >= 2.5 and words[-1].end <= len(audio) / 16000
+
+
+def test_pocketsphinx_takes_a_recording_of_whole_frames() -> None:
+    """A recording that ends exactly on a detector frame (30 ms) once crashed the
+    end of the stream (an mp3 of the eval set)."""
+    audio = np.zeros(480 * 100, np.int16)
+    assert list(PocketsphinxTranscriber(TranscribeSettings()).transcribe([audio])) == []
