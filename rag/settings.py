@@ -309,12 +309,13 @@ class VideoSettings(_Section):
     # Longer videos and recordings fail with a message (media duration, from the header).
     max_duration_s: float = 4 * 3600.0
     # Share of the pixels of a small grey frame that changed (by more than 24 grey levels)
-    # since the current keyframe that makes a new picture: a slide change, a scene cut
-    # (a new slide of text changes ~5%, a terminal's new line ~1.4%: both count).
-    scene_threshold: float = 0.01
+    # since the current keyframe that makes a new picture: a slide change, a scene cut.
+    # A new slide of text changes ~5%, a terminal's new line ~1.4%, a slide whose only
+    # change is a number ~0.3%; compression noise stays under the 24 levels.
+    scene_threshold: float = 0.002
     # Frames that differ from the current keyframe by at most this share are
     # near-duplicates and never kept, even when max_interval_s has passed.
-    duplicate_threshold: float = 0.003
+    duplicate_threshold: float = 0.0005
     # Longer side of the small grey frames pictures are compared on.
     analysis_side: int = 96
     # Frames are looked at this often (seconds); decoding skips the rest cheaply.
