@@ -135,7 +135,7 @@ def _media_mime(head: bytes, data: bytes) -> str | None:
         return "audio/ogg"
     if head[:3] == b"ID3":
         return "audio/mpeg"
-    if len(head) >= 2 and head[0] == 0xFF:
+    if len(head) >= 2 and head[0] == 0xFF and head[1] != 0xFE:  # FF FE: UTF-16 text
         if head[1] & 0xF6 == 0xF0:  # ADTS: 12 sync bits, layer 00
             return "audio/aac"
         if head[1] & 0xE0 == 0xE0 and (head[1] >> 1) & 0x3 != 0 and head[1] & 0x18 != 0x08:
@@ -163,6 +163,9 @@ def sniff(name: str, data: bytes) -> str:
     as_text = text_mime(name)
     if mime == PDF and as_text is not None and not data.startswith(b"%PDF-"):
         # "%PDF-" somewhere in the first KiB of a .txt/.md is a note about PDFs, not one.
+        return as_text
+    if mime in ("audio/mpeg", "audio/aac") and as_text is not None and data[:1] == b"\xff":
+        # A bare frame-sync is only 11 bits: a text file's odd first bytes can match it.
         return as_text
     if mime is not None:
         return mime

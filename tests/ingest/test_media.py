@@ -22,9 +22,13 @@ from tests.av_media import (
     tone,
 )
 
-SLIDES = [Shot(slide(["Quarterly results", "Revenue grew 12 percent"]), 4),
-          Shot(slide(["Rotate TLS certificates", "every ninety days"]), 5),
-          Shot(slide(["Database port 5432"]), 4)]
+
+def slides() -> list[Shot]:
+    """Made per test: module-level pictures would stay alive for the whole session (and
+    tests/pipeline/test_prepare.py counts live pictures)."""
+    return [Shot(slide(["Quarterly results", "Revenue grew 12 percent"]), 4),
+            Shot(slide(["Rotate TLS certificates", "every ninety days"]), 5),
+            Shot(slide(["Database port 5432"]), 4)]
 
 
 def load(name: str, data: bytes, video: VideoSettings | None = None,
@@ -39,7 +43,7 @@ def load(name: str, data: bytes, video: VideoSettings | None = None,
 ])
 def test_videos_are_known_by_their_bytes_and_give_one_frame_per_slide(fmt: str,
                                                                       mime: str) -> None:
-    data = make_video(SLIDES, fmt=fmt, audio=tone(13.0))
+    data = make_video(slides(), fmt=fmt, audio=tone(13.0))
     assert sniff("renamed.bin", data) == mime
     doc = load(f"talk.{fmt}", data)
     frames = [p for p in doc.pages if p.kind == "frame"]
@@ -82,7 +86,7 @@ def test_max_frames_caps_the_keyframes() -> None:
 
 
 def test_limits_fail_before_decoding_with_the_setting_named() -> None:
-    data = make_video(SLIDES)
+    data = make_video(slides())
     with pytest.raises(LimitExceeded, match=r"talk.mp4.*video.max_duration_s"):
         load("talk.mp4", data, VideoSettings(max_duration_s=10))
     with pytest.raises(LimitExceeded, match=r"talk.mp4.*640x360.*video.max_pixels"):
@@ -90,7 +94,7 @@ def test_limits_fail_before_decoding_with_the_setting_named() -> None:
 
 
 def test_a_truncated_video_fails_alone_with_its_name() -> None:
-    data = make_video(SLIDES, audio=tone(13.0))
+    data = make_video(slides(), audio=tone(13.0))
     for cut in (len(data) // 2, 4000):
         with pytest.raises(FileRejected, match=r"^cut.mp4: .*(corrupt|truncated)"):
             load("cut.mp4", data[:cut])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from pipeline import Pipeline
 from rag.payload import original_key
@@ -28,16 +29,23 @@ from tests.conftest import offline
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(ESPEAK is None, reason=ESPEAK_MISSING)]
 
-SLIDES = [slide(["Quarterly results", "Revenue grew 12 percent"], font_size=34),
-          slide(["Certificate rotation", "every ninety days"], font_size=34),
-          slide(["Backups run nightly", "at two in the morning"], font_size=34)]
+SLIDE_TEXT = [["Quarterly results", "Revenue grew 12 percent"],
+              ["Certificate rotation", "every ninety days"],
+              ["Backups run nightly", "at two in the morning"]]
+
+
+def slide_image(i: int) -> Image.Image:
+    """Made when needed: module-level pictures would stay alive for the whole session
+    (tests/pipeline/test_prepare.py counts live pictures)."""
+    return slide(SLIDE_TEXT[i], font_size=34)
 
 
 def talk() -> bytes:
     said = np.concatenate([speech("Welcome to the quarterly review."), silence(3.0),
                            speech("Rotate the certificates every ninety days."), silence(3.0)])
     seconds = len(said) / 16000
-    shots = [Shot(SLIDES[0], 4.0), Shot(SLIDES[1], 5.0), Shot(SLIDES[2], seconds - 9.0 + 1)]
+    shots = [Shot(slide_image(0), 4.0), Shot(slide_image(1), 5.0),
+             Shot(slide_image(2), seconds - 9.0 + 1)]
     return make_video(shots, audio=said)
 
 
@@ -80,7 +88,7 @@ def test_what_was_said_is_stored_as_timed_transcript(av_pipe: Pipeline) -> None:
 
 
 def test_a_screenshot_of_a_slide_finds_the_video_and_the_time(av_pipe: Pipeline) -> None:
-    shot = SLIDES[1].resize((800, 450))
+    shot = slide_image(1).resize((800, 450))
     hits = av_pipe.search("av", image=shot, limit=3)
     assert hits[0].source == "talks/review.mp4"
     assert hits[0].start is not None and 3.9 <= hits[0].start <= 4.6
@@ -98,7 +106,7 @@ def test_the_original_is_kept_for_playback_and_reingest_changes_nothing(
 def test_a_broken_video_fails_alone(tmp_path: Path) -> None:
     pipe = Pipeline(offline(tmp_path, ingest={"workers": 0}))
     try:
-        good = make_video([Shot(SLIDES[0], 2.0)], audio=tone(2.0))
+        good = make_video([Shot(slide_image(0), 2.0)], audio=tone(2.0))
         report = pipe.ingest_bytes("c", {"ok.mp4": good, "cut.mp4": good[: len(good) // 2]})
         status = {f.source: (f.status, f.error) for f in report.files}
         assert status["ok.mp4"][0] == "added"
