@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ from tests.av_media import (
     speech,
 )
 from tests.mcpserver.client import http_client, images, run, texts
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(ESPEAK is None, reason=ESPEAK_MISSING)]
 
@@ -83,3 +87,46 @@ def test_mcp_search_gives_times_and_keyframes(av_server: Server) -> None:
     text = texts(result)
     assert "talks/ops.mp4, at 0:04" in text
     assert images(result), "keyframes come back as image content"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
+                    "(make browser installs it)")
+def test_chat_page_card_shows_the_time_and_plays_from_it(av_server: Server,
+                                                          tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=["--no-sandbox", "--disable-dev-shm-usage"])
+        page = browser.new_page()
+        page.set_default_timeout(60_000)
+        ranges: list[str] = []
+        page.on("request", lambda r: ranges.append(r.headers.get("range", ""))
+                if r.url.endswith("-orig") else None)
+        page.goto(av_server.url + "/")
+        page.wait_for_function("() => [...document.querySelectorAll("
+                               "'[data-testid=collection] option')].some(o => o.value === 'av')")
+        page.get_by_test_id("collection").select_option("av")
+        page.get_by_test_id("question").fill("how often are certificates rotated?")
+        page.get_by_test_id("question").press("Enter")
+        card = page.get_by_test_id("citation").filter(
+            has=page.get_by_test_id("play")).first
+        card.wait_for()
+        play = card.get_by_test_id("play")
+        assert re.fullmatch(r"▶ \d+:\d\d", play.inner_text())
+        assert re.search(r"ops\.mp4, at \d+:\d\d", card.inner_text())
+        play.click()
+        player = card.get_by_test_id("player")
+        player.wait_for()
+        src = player.evaluate("v => v.src")
+        assert re.search(r"/v1/media/[0-9a-f]{64}-orig#t=\d", src), src
+        # Chromium asks for byte ranges; once it has the metadata it sits at the cited time.
+        page.wait_for_function("() => { const v = document.querySelector('[data-testid=player]');"
+                               " return v.readyState >= 1 || v.error; }")
+        state = player.evaluate("v => ({t: v.currentTime, err: v.error && v.error.code})")
+        if state["err"] is None:
+            start = float(src.rsplit("#t=", 1)[1])
+            assert abs(state["t"] - start) < 1.0, state
+        assert any(r.startswith("bytes=") for r in ranges), ranges
+        page.screenshot(path=str(tmp_path / "av-card.png"), full_page=True)
+        browser.close()
