@@ -6,7 +6,7 @@ PACKAGES := rag ingest pipeline policy api cli configs $(wildcard mcpserver)
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup browser test test-slow test-all check-install demo lint bench examples eval eval-test clean
+.PHONY: setup browser espeak test test-slow test-all check-install demo lint bench examples eval eval-test clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -14,7 +14,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed espeak
+
+# espeak-ng (Debian) speaks the narration of the test, eval and example videos; the
+# video and audio tests skip with this hint when it is missing.
+espeak:
+	@command -v espeak-ng >/dev/null 2>&1 || { \
+	  SUDO=$$(test "$$(id -u)" -eq 0 || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq espeak-ng; }
 
 # The fast tier: lint, types, unit + integration tests (no subprocess fleets, no servers).
 test: setup
@@ -61,6 +68,7 @@ demo: setup
 	$(VENV)/bin/mmrag ingest examples/corpus --collection demo --profile offline --data-dir $(DEMO_DATA)
 	$(VENV)/bin/mmrag search "how do I rotate TLS certificates" --collection demo --profile offline --data-dir $(DEMO_DATA) --limit 3
 	$(VENV)/bin/mmrag search "why did name resolution fail in the outage" --collection demo --profile offline --data-dir $(DEMO_DATA) --limit 3
+	$(VENV)/bin/mmrag search "when is the coffee machine descaled" --collection demo --profile offline --data-dir $(DEMO_DATA) --limit 3
 	$(VENV)/bin/mmrag eval examples/queries.jsonl --collection demo --profile offline --data-dir $(DEMO_DATA)
 
 # Retrieval quality on the man-page eval set (README, "Evaluation"). The first run builds

@@ -39,6 +39,11 @@ class Citation(BaseModel):
     chunk: int = 0
     box: list[float] | None = None
     media_url: str | None = None
+    # Seconds on a video's or recording's timeline (null for pages and pictures), and the
+    # original file to play from ``start`` (served with HTTP Range).
+    start: float | None = None
+    end: float | None = None
+    original_url: str | None = None
 
 
 class ListObject(BaseModel):
@@ -185,6 +190,11 @@ class SearchHit(BaseModel):
     media_url: str | None
     boxes: list[dict[str, Any]]
     metadata: dict[str, Any]
+    # Seconds on a video's or recording's timeline (null for pages and pictures), and the
+    # original file to play from ``start`` (served with HTTP Range).
+    start: float | None = None
+    end: float | None = None
+    original_url: str | None = None
 
 
 class SearchResponse(BaseModel):

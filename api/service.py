@@ -35,6 +35,7 @@ from policy.names import source_names
 from policy.principals import Principal, require_unrestricted
 from policy.uploads import Uploads
 from rag.errors import BadInput, Forbidden, MmragError, NotReady, one_line
+from rag.payload import original_key
 from rag.settings import Settings
 from rag.types import Citation, Filter, GenerationEvent, Hit
 
@@ -75,13 +76,18 @@ class RagService:
         base = self.settings.api.public_url
         return base.rstrip("/") + path if base else path
 
+    def _original_url(self, doc_id: str, start: float | None) -> str | None:
+        """A timed hit's original video or recording (played from its time)."""
+        return self.media_url(original_key(doc_id)) if start is not None and doc_id else None
+
     def _citation(self, c: Citation) -> s.Citation:
         data = c.to_json()
         data["media_url"] = self.media_url(data.pop("media", None))
-        return s.Citation(**data)
+        return s.Citation(**data, original_url=self._original_url(c.doc_id, c.start))
 
     def _hit(self, hit: Hit) -> s.SearchHit:
-        return s.SearchHit(**hit.to_json(), media_url=self.media_url(hit.media))
+        return s.SearchHit(**hit.to_json(), media_url=self.media_url(hit.media),
+                           original_url=self._original_url(hit.doc_id, hit.start))
 
     def _image(self, url: str | None, name: str) -> Image.Image | None:
         return query_image(url, self.image_policy, name)
@@ -317,6 +323,11 @@ class RagService:
     def media(self, key: str, size: int | None, principal: Principal) -> bytes:
         access.require_media_visible(self.pipeline, principal, key)
         return self.pipeline.media_bytes(key, size)
+
+    def original(self, key: str, principal: Principal) -> tuple[Path, str]:
+        """The stored original of a video or recording and its mime type."""
+        access.require_media_visible(self.pipeline, principal, key)
+        return self.pipeline.original_file(key)
 
     # --- operations -----------------------------------------------------------------------
     def check_metrics_access(self, principal: Principal) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from cli import mcp, serve
 from cli.common import common_options, connect, open_image
 from rag.errors import MmragError, ModelUnavailable, UpstreamError
+from rag.timecode import time_range
 from rag.types import MODALITIES, Filter
 
 
@@ -85,7 +86,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         print("no hits")
     for i, h in enumerate(hits, 1):
         snippet = " ".join(h.text.split())[:160]
-        print(f"{i:>2}. {h.score:.3f}  {h.source}  p.{h.page} [{h.modality}]")
+        place = f"at {time_range(h.start, h.end)}" if h.start is not None else f"p.{h.page}"
+        print(f"{i:>2}. {h.score:.3f}  {h.source}  {place} [{h.modality}]")
         if snippet:
             print(f"      {snippet}")
     return 0

@@ -18,6 +18,7 @@ from langchain_text_splitters import Language, RecursiveCharacterTextSplitter
 
 from ingest.hashing import VISUAL_CHUNK
 from ingest.loaders.base import LoadedDocument, LoadedPage
+from ingest.transcript import frame_at, transcript_windows
 from rag.errors import ConfigError
 from rag.ocr.base import ocr_layout
 from rag.payload import media_key
@@ -223,9 +224,14 @@ def chunk_page(
     metadata: dict[str, Any],
     tenant: str | None,
     page_media: bool = True,
+    windows: tuple[float, float] = (30.0, 5.0),
 ) -> list[Chunk]:
-    """Chunks of one page (see :func:`chunk_document`); lets the runner stream pages."""
-    stored = page.image is not None and (page_media or page.kind == "image")
+    """Chunks of one page (see :func:`chunk_document`); lets the runner stream pages.
+    ``windows`` are the transcript windows' length and overlap in seconds."""
+    if page.kind == "transcript":
+        return _transcript_chunks(page, mime=mime, title=title, doc_id=doc_id, source=source,
+                                  metadata=metadata, tenant=tenant, windows=windows)
+    stored = page.image is not None and (page_media or page.kind in ("image", "frame"))
     media = media_key(doc_id, page.page) if stored else None
     spans = line_spans(page) if page.boxes else []
 
@@ -246,6 +252,8 @@ def chunk_page(
             metadata=dict(metadata),
             tenant=tenant,
             image=image,
+            start=page.start,
+            end=page.end,
         )
 
     pieces = split_text(
@@ -256,9 +264,13 @@ def chunk_page(
         for i, (start, end, chunk) in enumerate(pieces)
     ]
     out: list[Chunk] = []
-    if page.kind == "image":
+    if page.kind == "frame":  # a keyframe: a picture with a time range, all "frame"
+        for c in text_chunks:
+            c.modality = "frame"
+    if page.kind in ("image", "frame"):
         if page.image is not None:
-            out.append(make("image", VISUAL_CHUNK, page.text.strip(), list(page.boxes), page.image))
+            out.append(make("image" if page.kind == "image" else "frame", VISUAL_CHUNK,
+                            page.text.strip(), list(page.boxes), page.image))
         # A short caption-like text is already the picture point's text; only longer
         # text (a screenshot of a document) also gets its own text chunks.
         if len(text_chunks) > 1:
@@ -276,6 +288,23 @@ def chunk_page(
                 page.image,
             )
         )
+    return out
+
+
+def _transcript_chunks(page: LoadedPage, *, mime: str, title: str, doc_id: str, source: str,
+                       metadata: dict[str, Any], tenant: str | None,
+                       windows: tuple[float, float]) -> list[Chunk]:
+    """Windows of speech (:mod:`ingest.transcript`), each showing the keyframe that was
+    on screen when it began (a video's; none for a recording)."""
+    out: list[Chunk] = []
+    for i, w in enumerate(transcript_windows(page.segments, *windows)):
+        frame = frame_at(page.frames, w.start)
+        out.append(Chunk(
+            doc_id=doc_id, source=source, mime=mime, modality="transcript", page=page.page,
+            chunk=i, text=w.text, title=title,
+            media=media_key(doc_id, frame) if frame is not None else None,
+            metadata=dict(metadata), tenant=tenant, start=w.start, end=w.end,
+        ))
     return out
 
 

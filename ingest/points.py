@@ -64,7 +64,8 @@ def lead_chunk(chunks: list[Chunk], max_chars: int) -> Chunk | None:
     return Chunk(doc_id=first.doc_id, source=first.source, mime=first.mime,
                  modality="text", page=first.page, chunk=LEAD_CHUNK,
                  text=document_lead(first.text, max_chars), title=first.title,
-                 media=first.media, metadata=first.metadata, tenant=first.tenant)
+                 media=first.media, metadata=first.metadata, tenant=first.tenant,
+                 start=first.start, end=first.end)
 
 
 def embedding_text(c: Chunk, contextual_header: bool, lead: str = "") -> str:

@@ -14,6 +14,7 @@ from typing import Any
 from mcp.types import ImageContent, TextContent
 
 from rag.errors import MmragError
+from rag.timecode import time_range
 from rag.types import Answer, Citation, Hit
 
 #: Longest side of an image sent back to the assistant: enough to read a page's layout
@@ -35,7 +36,11 @@ def quote(text: str, limit: int = SPAN_CHARS) -> str:
     return f"> {flat}" if flat else "> (no text: a picture)"
 
 
-def where(source: str, page: int) -> str:
+def where(source: str, page: int, start: float | None = None,
+          end: float | None = None) -> str:
+    """``file, page N``, or ``file, at 1:05-1:35`` for a video's frame or speech."""
+    if start is not None:
+        return f"{source}, at {time_range(start, end)}"
     return source + (f", page {page}" if page > 0 else "")
 
 
@@ -44,7 +49,8 @@ def hits_text(collection: str, query: str, hits: list[Hit]) -> str:
         return f"No hits in collection {collection!r} for {query!r}."
     lines = [f"{len(hits)} hits in collection {collection!r} for {query!r}, best first:", ""]
     for i, h in enumerate(hits, 1):
-        lines.append(f"[{i}] {where(h.source, h.page)} ({h.modality}), score {h.score:.3f}")
+        place = where(h.source, h.page, h.start, h.end)
+        lines.append(f"[{i}] {place} ({h.modality}), score {h.score:.3f}")
         lines.append(f"    {quote(h.text)}")
     return "\n".join(lines)
 
@@ -54,7 +60,7 @@ def answer_text(answer: Answer) -> str:
     if answer.citations:
         lines += ["", "Sources:"]
     for c in answer.citations:
-        line = f"[{c.index}] {where(c.source, c.page)} ({c.modality})"
+        line = f"[{c.index}] {where(c.source, c.page, c.start, c.end)} ({c.modality})"
         if c.box:
             line += ", region x0,y0,x1,y1 = " + ", ".join(f"{v:.2f}" for v in c.box)
         lines.append(line)
@@ -100,15 +106,16 @@ def images(
 
 def hit_images(hits: list[Hit], media: MediaFn, limit: int) -> list[Content]:
     return images(
-        ((f"image of [{i}] {where(h.source, h.page)}", h.media) for i, h in enumerate(hits, 1)),
+        ((f"image of [{i}] {where(h.source, h.page, h.start, h.end)}", h.media)
+         for i, h in enumerate(hits, 1)),
         media, limit,
     )
 
 
 def answer_images(answer: Answer, media: MediaFn, limit: int) -> list[Content]:
     return images(
-        ((f"image of source [{c.index}] {where(c.source, c.page)}", citation_media(answer, c))
-         for c in answer.citations),
+        ((f"image of source [{c.index}] {where(c.source, c.page, c.start, c.end)}",
+          citation_media(answer, c)) for c in answer.citations),
         media, limit,
     )
 

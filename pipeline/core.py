@@ -20,11 +20,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ingest.loaders.sniff import magic_mime
 from pipeline.gate import NoGate, StoreGate
 from rag.encoders import Encoders, build_encoders
 from rag.errors import BadInput, MmragError, NotFound
 from rag.media import MediaStore
-from rag.payload import RECORD, parse_media_key
+from rag.payload import RECORD, media_doc_id
 from rag.rerank import build_reranker
 from rag.retrieve import Retriever
 from rag.settings import Settings
@@ -446,14 +447,24 @@ class Pipeline:
         """WebP bytes of a stored picture or page render (a thumbnail with ``size``)."""
         return self._media.read_bytes(key, size)
 
+    def original_file(self, key: str) -> tuple[Path, str]:
+        """The stored original of a video or recording (``<doc_id>-orig``) and its mime
+        type, sniffed from its first bytes; only files inside the media store."""
+        path = self._media.original_path(key)
+        try:
+            with path.open("rb") as fh:
+                head = fh.read(64)
+        except OSError as exc:
+            raise NotFound(f"media {key!r} does not exist") from exc
+        return path, magic_mime(head) or "application/octet-stream"
+
     @_gated
     def media_collections(self, key: str) -> list[str]:
         """The collections that store the document a media key belongs to: media files
         are shared by content, so access to one follows access to those collections."""
-        parsed = parse_media_key(key)
-        if parsed is None:
+        doc_id = media_doc_id(key)
+        if doc_id is None:
             return []
-        doc_id = parsed[0]
         return [c for c in self._store.collections()
                 if self._store.count(c, Filter(doc_id=doc_id))]
 

@@ -20,12 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from ingest.chunking import chunk_page
 from ingest.loaders import open_document
+from ingest.loaders.sniff import MEDIA_MIMES
 from ingest.points import lead_chunk
 from rag.errors import BadInput, LimitExceeded
 from rag.media import MediaStore
 from rag.ocr import OcrEngine, build_ocr
 from rag.payload import media_key
 from rag.settings import Settings, settings_from_dump
+from rag.transcribe import Transcriber, shared_transcriber
 from rag.types import Chunk
 
 if TYPE_CHECKING:
@@ -50,6 +52,7 @@ def prepare(
     visual: bool,
     ocr: OcrEngine | None,
     geometry: Callable[[Image.Image], Image.Image] | None = None,
+    transcriber: Transcriber | None = None,
 ) -> Prepared:
     """Load and chunk one file page by page, store its page images, and check the
     per-file limits. ``geometry`` (the CLIP encoder's, see ``ImageTextEncoder.geometry``)
@@ -63,8 +66,11 @@ def prepare(
     ingest = settings.ingest
     # Every PDF page is rendered for CLIP's page points, and for the stored page image
     # that citations and the VLM show (``ingest.store_page_images``).
+    if transcriber is None:
+        transcriber = shared_transcriber(settings.transcribe)
     reader = open_document(name, data, ingest=ingest, ocr=ocr,
-                           render_pages=visual or ingest.store_page_images)
+                           render_pages=visual or ingest.store_page_images,
+                           video=settings.video, transcriber=transcriber)
     media = MediaStore(settings.data_path / "media")
     encoded: list[tuple[str, bytes]] = []
     chunks: list[Chunk] = []
@@ -81,6 +87,7 @@ def prepare(
                 page, mime=reader.mime, title=reader.title, doc_id=doc_id, source=name,
                 chunking=settings.chunking, visual_points=visual, metadata=metadata,
                 tenant=tenant, page_media=ingest.store_page_images,
+                windows=(settings.transcribe.window_s, settings.transcribe.overlap_s),
             )
             chunks.extend(page_chunks)
             if len(chunks) > ingest.max_chunks:
@@ -88,7 +95,8 @@ def prepare(
                     f"{name}: more than {ingest.max_chunks:,} chunks, the limit per file "
                     "(ingest.max_chunks); split the file or raise the limit"
                 )
-            if page.image is not None and (ingest.store_page_images or page.kind == "image"):
+            if page.image is not None and (ingest.store_page_images
+                                           or page.kind in ("image", "frame")):
                 key = media_key(doc_id, page.page)  # the key its chunks carry
                 if not media.exists(key):
                     encoded.append((key, media.encode(page.image, ingest.media_max_side)))
@@ -105,6 +113,8 @@ def prepare(
         raise BadInput(f"{name}: no text or image content found")
     for key, webp in encoded:
         media.write(key, webp)
+    if reader.mime in MEDIA_MIMES:
+        media.write_original(doc_id, data)
     lead = lead_chunk(chunks, settings.chunking.lead_chars)
     if lead is not None:
         chunks.append(lead)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rag.types import Filter
 
-ModalityName = Literal["text", "image", "page"]
+ModalityName = Literal["text", "image", "page", "frame", "transcript"]
 MetadataValue = str | int | float | bool
 
 

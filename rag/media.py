@@ -18,7 +18,14 @@ from pathlib import Path
 from PIL import Image
 
 from rag.errors import NotFound
-from rag.payload import THUMB_SIDES, media_key, parse_media_key, thumb_side
+from rag.payload import (
+    THUMB_SIDES,
+    media_key,
+    original_key,
+    parse_media_key,
+    parse_original_key,
+    thumb_side,
+)
 
 __all__ = ["THUMB_SIDES", "MediaStore", "media_key", "thumb_side"]
 
@@ -98,6 +105,26 @@ class MediaStore:
         img = Image.open(io.BytesIO(data))
         img.load()
         return img
+
+    # --- originals of videos and recordings --------------------------------------------
+
+    def original_path(self, key: str) -> Path:
+        """Where the original of a video or recording is kept (``<doc_id>-orig``); served
+        with HTTP Range. Content-addressed like every media file."""
+        doc_id = parse_original_key(key)
+        if doc_id is None:
+            raise NotFound(f"media {key!r} does not exist")
+        return self.root / doc_id[:2] / f"{key}.bin"
+
+    def write_original(self, doc_id: str, data: bytes) -> str:
+        key = original_key(doc_id)
+        path = self.original_path(key)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        return key
 
     def delete(self, key: str) -> None:
         path = self._path(key)

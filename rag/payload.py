@@ -28,6 +28,9 @@ BOXES = "boxes"
 MEDIA = "media"
 META = "meta"
 TENANT = "tenant"
+# Seconds on a video's or recording's timeline (frames, transcripts); absent elsewhere.
+START = "start"
+END = "end"
 
 # The modality of a document's completion record: a vector-less point written after all
 # of the document's points (see pipeline/runner.py); never returned by a vector search.
@@ -60,6 +63,27 @@ LEAD_CHUNK = -3
 INDEXED_KEYS: tuple[str, ...] = (MODALITY, SOURCE, PATH_PREFIXES, DOC_ID, TENANT)
 
 _MEDIA_KEY = re.compile(r"^([0-9a-f]{8,64})-p(\d{1,6})$")
+
+
+_ORIGINAL_KEY = re.compile(r"^([0-9a-f]{8,64})-orig$")
+
+
+def original_key(doc_id: str) -> str:
+    """The key of a video's or recording's original file in the media store: served with
+    HTTP Range so a citation plays its moment."""
+    return f"{doc_id}-orig"
+
+
+def parse_original_key(key: str) -> str | None:
+    """The doc id of an original's key, or ``None`` when ``key`` is not one."""
+    match = _ORIGINAL_KEY.match(key) if isinstance(key, str) else None
+    return match.group(1) if match else None
+
+
+def media_doc_id(key: str) -> str | None:
+    """The document a media key (picture, page, keyframe or original) belongs to."""
+    parsed = parse_media_key(key)
+    return parsed[0] if parsed is not None else parse_original_key(key)
 
 
 def media_key(doc_id: str, page: int) -> str:
@@ -107,7 +131,17 @@ def chunk_payload(c: Chunk) -> dict[str, Any]:
     }
     if c.tenant is not None:
         payload[TENANT] = c.tenant
+    if c.start is not None:
+        payload[START] = float(c.start)
+        payload[END] = float(c.end if c.end is not None else c.start)
     return payload
+
+
+def _seconds(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):  # damaged outside mmrag: no time rather than a crash
+        return None
 
 
 def hit_from_payload(
@@ -133,6 +167,8 @@ def hit_from_payload(
         metadata=dict(payload.get(META) or {}),
         vectors=dict(vectors or {}),
         record=_record_info(payload) if payload.get(MODALITY) == RECORD else None,
+        start=_seconds(payload.get(START)),
+        end=_seconds(payload.get(END)),
     )
 
 

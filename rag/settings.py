@@ -299,6 +299,51 @@ class ApiSettings(_Section):
     job_retention: float = 7 * 24 * 3600.0
 
 
+class VideoSettings(_Section):
+    """Keyframes of videos (ingest/loaders/keyframes.py) and the limits of media files."""
+
+    # A new keyframe at least this often, even when the picture does not change.
+    max_interval_s: float = 30.0
+    # At most this many keyframes per file; past it the interval between them grows.
+    max_frames: int = 200
+    # Longer videos and recordings fail with a message (media duration, from the header).
+    max_duration_s: float = 4 * 3600.0
+    # Share of the pixels of a small grey frame that changed (by more than 24 grey levels)
+    # since the current keyframe that makes a new picture: a slide change, a scene cut.
+    # A new slide of text changes ~5%, a terminal's new line ~1.4%, a slide whose only
+    # change is a number ~0.3%; compression noise stays under the 24 levels.
+    scene_threshold: float = 0.002
+    # Frames that differ from the current keyframe by at most this share are
+    # near-duplicates and never kept, even when max_interval_s has passed.
+    duplicate_threshold: float = 0.0005
+    # Longer side of the small grey frames pictures are compared on.
+    analysis_side: int = 96
+    # Frames are looked at this often (seconds); decoding skips the rest cheaply.
+    sample_interval_s: float = 0.5
+    # Width x height of the video stream, checked from the header before decoding.
+    max_pixels: int = 3840 * 2160
+    # Wall-clock budget for decoding, keyframes and transcription of one file.
+    time_budget_s: float = 3600.0
+
+
+class TranscribeSettings(_Section):
+    """What was said: the transcription stage (rag/transcribe/)."""
+
+    enabled: bool = True
+    # "pocketsphinx" (ships an English model as a package) or "whisper" (faster-whisper).
+    backend: str = "pocketsphinx"
+    # whisper: a CTranslate2 model folder, or a name found in the local HF cache
+    # (e.g. "Systran/faster-whisper-small"); pocketsphinx: a model folder or "" (packaged).
+    model: str = ""
+    language: str = "en"
+    device: str = "cpu"
+    # whisper: CTranslate2 compute type ("int8" is fastest on CPU).
+    compute_type: str = "int8"
+    # Transcript chunks: windows of this many seconds of speech, overlapping by overlap_s.
+    window_s: float = 30.0
+    overlap_s: float = 5.0
+
+
 class Settings(BaseSettings):
     """Everything mmrag can be told. Build with :func:`load_settings`."""
 
@@ -319,6 +364,8 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    video: VideoSettings = Field(default_factory=VideoSettings)
+    transcribe: TranscribeSettings = Field(default_factory=TranscribeSettings)
 
     @property
     def data_path(self) -> Path:

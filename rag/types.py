@@ -13,8 +13,12 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from PIL import Image
 
-Modality = Literal["text", "image", "page"]
-MODALITIES: tuple[str, ...] = ("text", "image", "page")
+# ``frame``: a video keyframe (a picture with a time range); ``transcript``: a window of
+# what was said in a video or recording.
+Modality = Literal["text", "image", "page", "frame", "transcript"]
+MODALITIES: tuple[str, ...] = ("text", "image", "page", "frame", "transcript")
+#: Modalities whose points are pictures (the VLM is shown their image).
+IMAGE_MODALITIES: frozenset[str] = frozenset({"image", "page", "frame"})
 
 # Named vectors of every point.
 CLIP = "clip"
@@ -104,6 +108,9 @@ class Chunk:
     metadata: dict[str, Any] = field(default_factory=dict)
     tenant: str | None = None
     image: Image.Image | None = None
+    # Seconds on a video's or recording's timeline; None for pages and pictures.
+    start: float | None = None
+    end: float | None = None
 
 
 @dataclass
@@ -152,6 +159,9 @@ class Hit:
     vectors: dict[str, Vector] = field(default_factory=dict)
     # Set on a document's completion record (``modality: record``) only.
     record: RecordInfo | None = None
+    # Seconds on a video's or recording's timeline; None for pages and pictures.
+    start: float | None = None
+    end: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The shape the CLI's ``--json`` and the API's search hits share."""
@@ -167,6 +177,8 @@ class Hit:
             "media": self.media,
             "boxes": [b.to_payload() for b in self.boxes],
             "metadata": self.metadata,
+            "start": self.start,
+            "end": self.end,
         }
 
 
@@ -239,6 +251,9 @@ class Citation:
     chunk: int = 0
     box: tuple[float, float, float, float] | None = None
     media: str | None = None  # media key of the page/picture; surfaces turn it into a URL
+    # Seconds on a video's or recording's timeline; None for pages and pictures.
+    start: float | None = None
+    end: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -252,6 +267,8 @@ class Citation:
             "chunk": self.chunk,
             "box": list(self.box) if self.box else None,
             "media": self.media,
+            "start": self.start,
+            "end": self.end,
         }
 
 

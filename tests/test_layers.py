@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("configs", "rag", "ingest", "pipeline", "policy", "api", "cli", "mcpserver")
 
 # The core of ``rag``: what surfaces may use besides the pipeline.
-RAG_CORE = ("rag.types", "rag.errors", "rag.settings", "rag.payload", "rag.evaluate")
+RAG_CORE = ("rag.types", "rag.errors", "rag.settings", "rag.payload", "rag.evaluate",
+            "rag.timecode")
 
 # package -> packages it may import
 ALLOWED: dict[str, set[str]] = {

@@ -193,12 +193,45 @@ function baseName(source) {
   return source.split(/[\\/]/).pop() || source;
 }
 
+// Seconds as m:ss (h:mm:ss past an hour), floored like rag/timecode.py.
+function clock(seconds) {
+  const total = Math.max(0, Math.floor(seconds));
+  const h = Math.floor(total / 3600), m = Math.floor((total % 3600) / 60), s = total % 60;
+  const ss = String(s).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
+}
+
+function placeOf(c) {
+  if (c.start !== null && c.start !== undefined) return `at ${clock(c.start)}`;
+  return c.page > 0 ? `page ${c.page}` : "";
+}
+
+// Play a cited moment of a video or recording. Without a key the element streams the
+// original itself (HTTP Range); with a key (an <video> cannot send one) it is fetched.
+async function playFrom(li, c) {
+  let player = li.querySelector(".player");
+  if (!player) {
+    const audioOnly = c.modality === "transcript" && !c.media_url;
+    player = document.createElement(audioOnly ? "audio" : "video");
+    player.className = "player";
+    player.controls = true;
+    player.preload = "metadata";
+    player.setAttribute("data-testid", "player");
+    li.insertBefore(player, li.querySelector(".meta"));
+    const start = Math.max(0, c.start || 0);
+    player.addEventListener("loadedmetadata", () => { player.currentTime = start; }, { once: true });
+    player.src = state.key ? await mediaURL(c.original_url, 0) : `${c.original_url}#t=${start}`;
+  }
+  player.play().catch(() => { /* autoplay refused: the controls are there */ });
+}
+
 function citationCard(turn, c) {
   const li = document.createElement("li");
   li.className = "cite";
   li.id = `cite-${turn}-${c.index}`;
   li.setAttribute("data-testid", "citation");
-  const where = `${baseName(c.source)}${c.page > 0 ? `, page ${c.page}` : ""}`;
+  const place = placeOf(c);
+  const where = `${baseName(c.source)}${place ? `, ${place}` : ""}`;
   const meta = document.createElement("div");
   meta.className = "meta";
   const name = document.createElement("span");
@@ -209,6 +242,16 @@ function citationCard(turn, c) {
   snippet.className = "snippet";
   snippet.textContent = c.text || "";
   meta.append(name, snippet);
+  if (c.original_url && c.start !== null && c.start !== undefined) {
+    const play = document.createElement("button");
+    play.type = "button";
+    play.className = "play";
+    play.setAttribute("data-testid", "play");
+    play.textContent = `▶ ${clock(c.start)}`;
+    play.setAttribute("aria-label", `Play source ${c.index} from ${clock(c.start)}`);
+    play.addEventListener("click", () => playFrom(li, c));
+    meta.append(play);
+  }
   if (c.media_url) {
     const button = document.createElement("button");
     button.type = "button";
@@ -240,7 +283,8 @@ async function openViewer(c, where) {
   const frame = dialog.querySelector(".frame");
   frame.querySelector(".box").hidden = true;
   img.alt = `Source ${c.index}: ${where}`;
-  $("viewer-caption").textContent = `[${c.index}] ${c.source}${c.page > 0 ? `, page ${c.page}` : ""}`;
+  const place = placeOf(c);
+  $("viewer-caption").textContent = `[${c.index}] ${c.source}${place ? `, ${place}` : ""}`;
   dialog.showModal();
   try {
     img.src = await mediaURL(c.media_url, 0);

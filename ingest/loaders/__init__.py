@@ -20,12 +20,14 @@ from ingest.loaders.base import (
     title_of,
 )
 from ingest.loaders.image import ImageReader, decode_image
+from ingest.loaders.media import MediaReader
 from ingest.loaders.pdf import PdfReader
-from ingest.loaders.sniff import IMAGE_MIMES, PDF, SUPPORTED, sniff
+from ingest.loaders.sniff import IMAGE_MIMES, MEDIA_MIMES, PDF, SUPPORTED, sniff
 from ingest.loaders.text import TextReader, decode_text
 from rag.errors import LimitExceeded
 from rag.ocr.base import OcrEngine
-from rag.settings import IngestSettings
+from rag.settings import IngestSettings, VideoSettings
+from rag.transcribe.base import Transcriber
 
 # Kind of file -> reader. A new format is one reader module plus one entry here (and its
 # magic bytes in sniff.py).
@@ -33,6 +35,7 @@ READERS: dict[str, Callable[[LoadRequest], DocumentReader]] = {
     "pdf": PdfReader,
     "image": ImageReader,
     "text": TextReader,
+    "media": MediaReader,
 }
 
 
@@ -41,6 +44,8 @@ def reader_kind(mime: str) -> str:
         return "pdf"
     if mime in IMAGE_MIMES:
         return "image"
+    if mime in MEDIA_MIMES:
+        return "media"
     return "text"
 
 
@@ -51,6 +56,8 @@ def open_document(
     ingest: IngestSettings,
     ocr: OcrEngine | None,
     render_pages: bool,
+    video: VideoSettings | None = None,
+    transcriber: Transcriber | None = None,
 ) -> DocumentReader:
     """Validate a file and return a reader that yields its pages one by one.
 
@@ -65,7 +72,8 @@ def open_document(
         )
     mime = sniff(name, data)
     request = LoadRequest(
-        name=name, data=data, mime=mime, ingest=ingest, ocr=ocr, render_pages=render_pages
+        name=name, data=data, mime=mime, ingest=ingest, ocr=ocr, render_pages=render_pages,
+        video=video, transcriber=transcriber,
     )
     return guarded(name, lambda: READERS[reader_kind(mime)](request))
 
@@ -77,6 +85,8 @@ def load_document(
     ingest: IngestSettings,
     ocr: OcrEngine | None,
     render_pages: bool,
+    video: VideoSettings | None = None,
+    transcriber: Transcriber | None = None,
 ) -> LoadedDocument:
     """Load every page of a file: text layer or file text, images, OCR where needed.
 
@@ -84,7 +94,8 @@ def load_document(
     that need OCR are rendered. Raises :class:`~rag.errors.UnsupportedFile`,
     :class:`~rag.errors.FileRejected` or :class:`~rag.errors.LimitExceeded`.
     """
-    reader = open_document(name, data, ingest=ingest, ocr=ocr, render_pages=render_pages)
+    reader = open_document(name, data, ingest=ingest, ocr=ocr, render_pages=render_pages,
+                           video=video, transcriber=transcriber)
     return guarded(name, reader.load)
 
 

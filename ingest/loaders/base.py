@@ -16,15 +16,17 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 from rag.errors import BadInput, FileRejected, LimitExceeded, MmragError
-from rag.settings import IngestSettings
+from rag.settings import IngestSettings, VideoSettings
 from rag.types import OcrBox
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from rag.ocr.base import OcrEngine
+    from rag.transcribe.base import Segment, Transcriber
 
-PageKind = Literal["text", "image", "page"]
+# ``frame``: a video keyframe; ``transcript``: everything said in a video or recording.
+PageKind = Literal["text", "image", "page", "frame", "transcript"]
 T = TypeVar("T")
 
 
@@ -44,6 +46,13 @@ class LoadedPage:
     boxes: list[OcrBox] = field(default_factory=list)
     image: Image.Image | None = None
     ocr: bool = False
+    # Seconds on the media's timeline (frames and transcripts); None for pages.
+    start: float | None = None
+    end: float | None = None
+    # A transcript's words or phrases with their times.
+    segments: list[Segment] = field(default_factory=list)
+    # A transcript's keyframes as (page, start): which picture was on screen when.
+    frames: list[tuple[int, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -66,6 +75,8 @@ class LoadRequest:
     ingest: IngestSettings
     ocr: OcrEngine | None
     render_pages: bool
+    video: VideoSettings | None = None
+    transcriber: Transcriber | None = None
 
     @property
     def title(self) -> str:

@@ -22,6 +22,17 @@ IMAGE_MIMES: dict[str, str] = {  # mime -> Pillow format name
     "image/bmp": "BMP",
 }
 
+# Video and audio containers (read with PyAV, ingest/loaders/media.py).
+VIDEO_MIMES: frozenset[str] = frozenset({
+    "video/mp4", "video/quicktime", "video/webm", "video/x-matroska", "video/x-msvideo",
+})
+AUDIO_MIMES: frozenset[str] = frozenset({
+    "audio/wav", "audio/mpeg", "audio/mp4", "audio/aac", "audio/flac", "audio/ogg",
+})
+MEDIA_MIMES: frozenset[str] = VIDEO_MIMES | AUDIO_MIMES
+# ISO base media brands of audio-only files (iTunes audio, audiobooks, protected audio).
+_AUDIO_BRANDS = (b"M4A ", b"M4B ", b"M4P ", b"F4A ")
+
 # Text formats by extension. Anything else whose extension Python's built-in table maps
 # to text/* (.csv, .html, .py, ...) is read as plain text as well.
 TEXT_EXTENSIONS: dict[str, str] = {
@@ -48,9 +59,26 @@ _BINARY_EXTENSIONS: dict[str, str] = {
     ".tiff": "TIFF",
     ".bmp": "BMP",
     ".dib": "BMP",
+    ".mp4": "MP4",
+    ".m4v": "MP4",
+    ".mov": "QuickTime",
+    ".mkv": "Matroska",
+    ".webm": "WebM",
+    ".avi": "AVI",
+    ".wav": "WAV",
+    ".mp3": "MP3",
+    ".m4a": "M4A",
+    ".aac": "AAC",
+    ".flac": "FLAC",
+    ".ogg": "Ogg",
+    ".oga": "Ogg",
+    ".opus": "Opus",
 }
 
-SUPPORTED = "PDF, PNG, JPEG, WebP, GIF, TIFF, BMP, and text (.txt, .md, .markdown, other text/*)"
+SUPPORTED = (
+    "PDF, PNG, JPEG, WebP, GIF, TIFF, BMP, video (MP4, MOV, MKV, WebM, AVI), audio (WAV, "
+    "MP3, M4A/AAC, FLAC, Ogg/Opus), and text (.txt, .md, .markdown, other text/*)"
+)
 
 # Python's built-in table only (not /etc/mime.types), so detection is the same everywhere.
 _BUILTIN_TYPES = mimetypes.MimeTypes()
@@ -79,9 +107,39 @@ def magic_mime(data: bytes) -> str | None:
         and int.from_bytes(head[14:18], "little") in _BMP_HEADER_SIZES
     ):
         return "image/bmp"
+    media = _media_mime(head, data)
+    if media is not None:
+        return media
     # The PDF spec lets the header follow up to 1 KiB of junk, and readers accept it.
     if b"%PDF-" in data[:1024]:
         return PDF
+    return None
+
+
+def _media_mime(head: bytes, data: bytes) -> str | None:
+    """Video and audio containers by their magic bytes."""
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in _AUDIO_BRANDS:
+            return "audio/mp4"
+        return "video/quicktime" if brand == b"qt  " else "video/mp4"
+    if head[:4] == b"\x1a\x45\xdf\xa3":  # EBML: Matroska, or WebM by its DocType
+        return "video/webm" if b"webm" in data[:64] else "video/x-matroska"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "video/x-msvideo"
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "audio/wav"
+    if head[:4] == b"fLaC":
+        return "audio/flac"
+    if head[:4] == b"OggS":
+        return "audio/ogg"
+    if head[:3] == b"ID3":
+        return "audio/mpeg"
+    if len(head) >= 2 and head[0] == 0xFF and head[1] != 0xFE:  # FF FE: UTF-16 text
+        if head[1] & 0xF6 == 0xF0:  # ADTS: 12 sync bits, layer 00
+            return "audio/aac"
+        if head[1] & 0xE0 == 0xE0 and (head[1] >> 1) & 0x3 != 0 and head[1] & 0x18 != 0x08:
+            return "audio/mpeg"  # an MPEG audio frame header without ID3 tag
     return None
 
 
@@ -105,6 +163,9 @@ def sniff(name: str, data: bytes) -> str:
     as_text = text_mime(name)
     if mime == PDF and as_text is not None and not data.startswith(b"%PDF-"):
         # "%PDF-" somewhere in the first KiB of a .txt/.md is a note about PDFs, not one.
+        return as_text
+    if mime in ("audio/mpeg", "audio/aac") and as_text is not None and data[:1] == b"\xff":
+        # A bare frame-sync is only 11 bits: a text file's odd first bytes can match it.
         return as_text
     if mime is not None:
         return mime

@@ -94,6 +94,8 @@ def make_citation(index: int, hit: Hit, quoted: str | None = None) -> Citation:
         chunk=hit.chunk,
         box=region_of(hit, quoted),
         media=hit.media,
+        start=hit.start,
+        end=hit.end,
     )
 
 

@@ -46,6 +46,7 @@ from rag.generate.prompt import (
 )
 from rag.media import MediaStore
 from rag.settings import GeneratorSettings
+from rag.timecode import time_range
 from rag.types import Answer, Citation, Hit
 
 LABEL = "Extractive answer (no language model configured): "
@@ -98,8 +99,8 @@ def rank_prior(index: int) -> float:
 def is_line_text(hit: Hit) -> bool:
     """Whether ``hit.text`` is OCR lines (a picture, a scanned page, a text chunk of one)
     rather than prose. Text-layer PDF boxes carry confidence 1.0; OCR's are below."""
-    if hit.modality in ("image", "page") and hit.boxes:
-        return any(b.confidence < 1.0 for b in hit.boxes) or hit.modality == "image"
+    if hit.modality in ("image", "page", "frame") and hit.boxes:
+        return any(b.confidence < 1.0 for b in hit.boxes) or hit.modality in ("image", "frame")
     return any(b.confidence < 1.0 for b in hit.boxes)
 
 
@@ -283,6 +284,8 @@ def pick_quotes(
 
 def _where(hit: Hit) -> str:
     source = flat_label(hit.source)
+    if hit.start is not None:  # a video's frame or a stretch of speech: its time
+        return f"{source} at {time_range(hit.start, hit.end)}"
     return f"{source} p.{hit.page}" if hit.page > 0 else source
 
 
@@ -376,7 +379,8 @@ class ExtractiveGenerator:
         if visual:
             lines.append("Images:")
             for src in visual:
-                kind = "page image" if src.hit.modality == "page" else "image"
+                kind = {"page": "page image", "frame": "video frame"}.get(
+                    src.hit.modality, "image")
                 lines.append(f"- [{src.index}] {kind}: {_where(src.hit)}")
         if not any(q.index == 1 for q in quotes) and first not in visual:
             lines.append(f"Top search result: [1] {_where(first.hit)}")

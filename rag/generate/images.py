@@ -98,7 +98,7 @@ def choose_visual_sources(sources: Sequence[Source], max_images: int) -> list[So
     visual = [s for s in sources if s.is_visual]
     ranked = sorted(
         visual,
-        key=lambda s: (s.hit.modality not in ("image", "page"), -s.hit.score, s.index),
+        key=lambda s: (s.hit.modality not in ("image", "page", "frame"), -s.hit.score, s.index),
     )
     best: list[Source] = []
     keys: set[str | None] = set()

@@ -19,9 +19,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rag.timecode import clock, time_range
 from rag.types import Hit
 
-IMAGE_MODALITIES = frozenset({"image", "page"})
+IMAGE_MODALITIES = frozenset({"image", "page", "frame"})
 # Below this many characters of remaining budget a text source is not worth including
 # (a clipped sentence fragment misleads more than it helps).
 MIN_SOURCE_CHARS = 80
@@ -155,12 +156,18 @@ def source_header(source: Source, attached: bool) -> str:
     """``[n] file, page N (text)`` or ``[n] file, page N (image, attached as Image [n])``."""
     hit = source.hit
     where = flat_label(hit.source) or "unknown source"
-    if hit.page > 0:
+    if hit.start is not None:  # a video's keyframe or a stretch of speech: its time
+        where += f", at {time_range(hit.start, hit.end)}"
+    elif hit.page > 0:
         where += f", page {hit.page}"
     kind = hit.modality
     if hit.modality in IMAGE_MODALITIES:
-        kind = "page image" if hit.modality == "page" else "image"
+        kind = {"page": "page image", "frame": "video frame"}.get(hit.modality, "image")
         kind += f", attached as Image [{source.index}]" if attached else ", image not attached"
+    elif hit.modality == "transcript":
+        kind = "what was said"
+        if attached:
+            kind += f", the picture on screen then attached as Image [{source.index}]"
     elif attached:
         kind += f", its page attached as Image [{source.index}]"
     return f"[{source.index}] {where} ({kind})"
@@ -180,6 +187,8 @@ def render_sources(sources: Sequence[Source], attached: Iterable[int] = ()) -> s
         body = neutralize(source.text)
         if source.hit.modality in IMAGE_MODALITIES and body:
             body = f"Text found in the image: {body}"
+        elif source.hit.modality == "transcript" and body:
+            body = f"[{clock(source.hit.start)}] {body}"
         blocks.append(f"{header}\n{body}" if body else header)
     return "\n\n".join(blocks)
 
