@@ -2,7 +2,8 @@
 
 A document's record keeps a short fingerprint of each part that shaped its points
 (:func:`text_pipeline`): OCR and its post-processing (for the kinds OCR can read:
-pictures, PDFs, videos), chunking, and each encoder. The next ingest compares them with the running
+pictures, PDFs, videos), keyframe selection (videos), transcription and its windows
+(videos, audio), chunking, and each encoder. The next ingest compares them with the running
 configuration and rebuilds a document whose parts changed, even when its bytes did not
 (:func:`stale_parts`), saying which parts; ``mmrag ingest --rebuild`` rebuilds regardless.
 
@@ -28,7 +29,9 @@ CHUNKING = "chunking"
 TEXT = "text"
 CLIP = "clip"
 BM25 = "bm25"
-PARTS = (OCR, CHUNKING, TEXT, CLIP, BM25)
+FRAMES = "frames"
+SPEECH = "speech"
+PARTS = (OCR, FRAMES, SPEECH, CHUNKING, TEXT, CLIP, BM25)
 #: What a rebuild that no part asked for says (``mmrag ingest --rebuild``).
 FORCED = "rebuild requested"
 
@@ -43,6 +46,11 @@ _LEGACY = {OCR: 1, CHUNKING: 1}
 
 def ocr_applies(mime: str) -> bool:
     return mime.startswith(_OCR_KINDS)
+
+
+def _timed(mime: str) -> tuple[bool, bool]:
+    """(has keyframes, has speech) for a ``mime`` document."""
+    return mime.startswith("video/"), mime.startswith(("video/", "audio/"))
 
 
 def _fingerprint(value: Any) -> str:
@@ -63,6 +71,22 @@ def text_pipeline(settings: Settings, mime: str) -> dict[str, str]:
             "blank_range": o.blank_range, "rec_batch_size": o.rec_batch_size,
             "render_dpi": settings.ingest.render_dpi,
         }) if o.enabled else "off"
+    frames, speech = _timed(mime)
+    if frames:  # which frames become keyframes (what is shown)
+        v = settings.video
+        parts[FRAMES] = _fingerprint({
+            "max_interval_s": v.max_interval_s, "max_frames": v.max_frames,
+            "scene_threshold": v.scene_threshold,
+            "duplicate_threshold": v.duplicate_threshold,
+            "analysis_side": v.analysis_side, "sample_interval_s": v.sample_interval_s,
+        })
+    if speech:  # what was said, and its windows
+        tr = settings.transcribe
+        parts[SPEECH] = _fingerprint({
+            "backend": tr.backend, "model": tr.model, "language": tr.language,
+            "compute_type": tr.compute_type, "window_s": tr.window_s,
+            "overlap_s": tr.overlap_s,
+        }) if tr.enabled else "off"
     t = settings.text
     parts[CHUNKING] = _fingerprint({
         "version": CHUNKING_VERSION, "chunking": settings.chunking.model_dump(),

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from pipeline import Pipeline, versions
-from pipeline.versions import CHUNKING, FORCED, OCR, stale_parts, text_pipeline
+from pipeline.versions import (
+    CHUNKING,
+    FORCED,
+    FRAMES,
+    OCR,
+    SPEECH,
+    stale_parts,
+    text_pipeline,
+)
 from rag.payload import COMPLETE, PIPELINE, record_payload, record_point_id
 from rag.types import Point
 from tests.conftest import offline
@@ -50,6 +58,18 @@ def test_turning_ocr_on_rebuilds_pictures(tmp_path: Path) -> None:
     off = _settings(tmp_path, ocr={"enabled": False})
     assert text_pipeline(off, PNG)[OCR] == "off"
     assert stale_parts(text_pipeline(off, PNG), PNG, _settings(tmp_path)) == [OCR]
+
+
+def test_keyframes_and_speech_concern_videos_and_audio(tmp_path: Path) -> None:
+    before = _settings(tmp_path)
+    frames = _settings(tmp_path, video={"scene_threshold": 0.01})
+    speech = _settings(tmp_path, transcribe={"window_s": 20.0})
+    mp4, mp3 = "video/mp4", "audio/mpeg"
+    assert stale_parts(text_pipeline(before, mp4), mp4, frames) == [FRAMES]
+    assert stale_parts(text_pipeline(before, mp3), mp3, frames) == []
+    assert stale_parts(text_pipeline(before, mp4), mp4, speech) == [SPEECH]
+    assert stale_parts(text_pipeline(before, mp3), mp3, speech) == [SPEECH]
+    assert stale_parts(text_pipeline(before, PNG), PNG, speech) == []
 
 
 def test_chunking_concerns_every_kind(tmp_path: Path) -> None:
