@@ -22,6 +22,13 @@ from rag.ocr.rapidocr import RapidOcr
 from rag.ocr.torch_ocr import RapidOcrTorch
 from rag.settings import OcrSettings
 
+# The version of the text OCR produces for the same image: bump it whenever that text
+# changes, so stored collections can be re-read (the ingest records and rebuild use it).
+# 1: RapidOCR lines as read, number fixes, 1.3x stretch.
+# 2: spaces the recogniser dropped put back from character gaps + word segmentation
+#    (rag/ocr/words.py), fullwidth punctuation as ASCII, per-word boxes.
+OCR_TEXT_VERSION = 2
+
 BACKENDS: dict[str, Callable[[OcrSettings], OcrEngine]] = {
     "rapidocr": RapidOcr,
     # The same PP-OCRv4 models converted to torch: runs on ocr.device (a GPU when present).
@@ -47,6 +54,7 @@ def build_ocr(settings: OcrSettings) -> OcrEngine | None:
 
 __all__ = [
     "BACKENDS",
+    "OCR_TEXT_VERSION",
     "OcrEngine",
     "RapidOcr",
     "RapidOcrTorch",
