@@ -65,7 +65,8 @@ def decode_line(
     keep &= index != 0
     starts = np.flatnonzero(keep)
     text = "".join(characters[i] for i in index[starts])
-    score = float(np.mean(best[starts])) if len(starts) else 0.0
+    # As RapidOCR computes it (a float64 mean of the list), to the last bit.
+    score = float(np.mean(best[starts].tolist())) if len(starts) else 0.0
     if not len(starts):
         return CtcLine(text, score, (), ())
     # A character's run of columns: from its first column to the last repeat of it.
