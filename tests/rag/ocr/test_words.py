@@ -86,9 +86,9 @@ def test_without_a_gap_in_the_image_nothing_is_split(
 def test_strong_evidence_is_a_space_even_where_no_dictionary_agrees(
     lexicon: SymSpellLexicon,
 ) -> None:
-    text, gaps = glued("--output-error[=MODE] /usr/local/bin", "--output-error[=MODE]/usr/local/bin",
-                       STRONG)
-    assert repair(text, gaps, lexicon) == "--output-error[=MODE] /usr/local/bin"
+    truth = "--output-error[=MODE] /usr/local/bin"
+    text, gaps = glued(truth, truth.replace(" ", ""), STRONG)
+    assert repair(text, gaps, lexicon) == truth
 
 
 def test_strong_evidence_inside_a_dictionary_word_is_a_misreading(
