@@ -19,8 +19,10 @@ pure functions over the line's text and that evidence:
    without a gap, stay whole although the segmenter would cut them.
 
 Numbers are split from glued words the same way ("about9,000to61,000queries"), but never
-from units or ordinals ("10ms", "5GB", "2nd"), and a comma, semicolon, colon or closing
-bracket glued to the next word gets its space when the gap is there.
+from units or ordinals ("10ms", "5GB", "2nd"); a comma, semicolon, colon or closing
+bracket glued to the next word, a bracket opened right after one ("tee[OPTION]") and a
+sentence end glued to the next sentence ("missing.Group") get their space when the gap
+is there.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ _PROTECTED = re.compile(
     | [/\\@_=$#{}<>|~`^*&]      # paths, URLs, e-mail, identifiers, expressions
     | ::                        # C++/Rust paths, IPv6
     | [A-Za-z0-9]\.[A-Za-z0-9]  # hostnames, versions, file names, dotted identifiers
+    | [A-Za-z][0-9]+[A-Za-z]    # sha256sum, md5sum, base64url, h264parse
     """,
     re.VERBOSE,
 )
@@ -111,10 +114,20 @@ def word_splits(text: str, gaps: Sequence[Gap], lexicon: Lexicon) -> list[int]:
         and (not _hump(text, k) or gaps[k - 1].space_prob >= HUMP_SPACE)
     }
     splits = set(strong)
-    for start, end in _tokens(text, strong):
+    # Sentence ends glued to the next sentence come apart first, so that the dot does not
+    # make the whole run look like a host or file name.
+    dots = {k for k in weak if text[k - 1] == "." and _sentence_dot(text, k - 1, lexicon)}
+    splits |= dots
+    for start, end in _tokens(text, strong | dots):
         token = text[start:end]
         if is_protected(token):
-            continue
+            # "help:<https://...>": the URL stays whole, the prose before it does not.
+            tail = _protected_tail(token)
+            if tail is None:
+                continue
+            if start + tail in weak:
+                splits.add(start + tail)
+            token = token[:tail]
         for offset in _proposals(token, lexicon):
             if isinstance(offset, tuple):  # both sides of a hyphen, or neither
                 if all(start + o in weak for o in offset):
@@ -151,6 +164,33 @@ def _inside_word(text: str, k: int, lexicon: Lexicon) -> bool:
     while b + 1 < len(text) and text[b + 1].isalpha():
         b += 1
     return lexicon.is_word(text[a : b + 1])
+
+
+def _protected_tail(token: str) -> int | None:
+    """Where a bracketed or quoted protected part starts after unprotected text
+    ("online help:<https://example.org/>" -> the "<"), or None."""
+    for j in range(1, len(token)):
+        if token[j] in "<([{'\"" and is_protected(token[j:]):
+            return None if is_protected(token[:j]) else j
+    return None
+
+
+def _sentence_dot(text: str, i: int, lexicon: Lexicon) -> bool:
+    """Whether the dot at ``text[i]`` ends a sentence glued to the next one: a letter
+    before it and a capitalised word after it ("missing.Group", "CRC.For"), or a long run
+    of letters that is no word on either side ("extension.gunzipalsorecognizes"). Host
+    and file names have short or dictionary parts ("example.com", "resolv.conf"); a dot
+    split still needs its gap in the image."""
+    if i == 0 or i + 2 >= len(text) or not text[i - 1].isalpha():
+        return False
+    if text[i + 1].isupper() and text[i + 2].islower():
+        return True
+    after = _LETTERS.match(text, i + 1)
+    before = re.search(r"[A-Za-z]+$", text[:i])
+    return any(
+        m is not None and len(m.group(0)) >= 8 and not lexicon.is_word(m.group(0))
+        for m in (before, after)
+    )
 
 
 def _hump(text: str, k: int) -> bool:
@@ -203,6 +243,8 @@ def _proposals(token: str, lexicon: Lexicon) -> Iterator[int | tuple[int, ...]]:
         if after == "-" and before.isalpha() and k + 1 < len(token) and token[k + 1].isalpha():
             # A dash between words, spaced on both sides or not at all ("tee-read").
             yield (k, k + 1)
+        elif after in "[(" and (k + 1 >= len(token) or not token[k + 1].isalpha()):
+            continue
         elif _glue(before, after, piece_at(k - 1), piece_at(k), wordlike):
             yield k
 
@@ -212,10 +254,17 @@ def _glue(
 ) -> bool:
     """Whether prose would have a space between ``before`` and ``after`` (characters;
     ``left``/``right``: the letter pieces they belong to): a number glued to a word
-    ("about9,000", "9,000to", "2291postmortem"; never a unit, "10ms"), or a clause mark
-    glued to the next word ("FILEs,do")."""
+    ("about9,000", "9,000to", "2291postmortem"; never a unit, "10ms"), a clause mark
+    glued to the next word ("FILEs,do"), or a bracket opened right after a word
+    ("tee[OPTION]")."""
+    if after in "[(" and (before.isalpha() or before == "."):
+        return True  # "tee[OPTION]...[FILE]", not "read(2)" or "a[0]" (see caller)
     if before.isdigit() and after.isalpha():
         return wordlike(right)
     if before.isalpha() and after.isdigit():
         return wordlike(left)
-    return before in _CLAUSE_END and after.isalpha()
+    # A clause mark between words, not inside a list of letters or units ("k,m,g").
+    return (
+        before in _CLAUSE_END and after.isalpha() and len(right) >= 2
+        and (wordlike(left) or wordlike(right))
+    )

@@ -105,8 +105,11 @@ def test_strong_evidence_inside_a_dictionary_word_is_a_misreading(
     [
         ("camel Case", "camelCase", "camelCase"),  # a hump needs the space symbol itself
         ("10 ms", "10ms", "10ms"),  # numbers keep their units
-        ("the 2 nd", "the2nd", "the 2nd"),  # and ordinals
+        ("2 nd", "2nd", "2nd"),  # and ordinals
+        ("sha 256 sum", "sha256sum", "sha256sum"),  # letters, digits, letters: a name
         ("tee - read", "tee-read", "tee - read"),
+        ("k, m, g, t", "k,m,g,t", "k,m,g,t"),  # a list of letters, not a clause
+        ("KB, MB", "KB,MB", "KB,MB"),
     ],
 )
 def test_identifiers_units_and_short_runs_stay_whole_on_weak_evidence(
@@ -136,7 +139,7 @@ PROTECTED = [
     "https://example.com/docs/index.html", "git@github.com:org/repo.git", "ops@example.org",
     "snake_case_name", "MAX_RETRIES", "__init__", "api.internal.example.com",
     "db-01.prod.local", "v2.14.1", "python3.11", "x86_64", "tmpfiles.d", "README.md",
-    "a=b", "$HOME", "C:\\Windows", "std::vector",
+    "a=b", "$HOME", "C:\\Windows", "std::vector", "sha256sum", "md5sum",
 ]
 
 
@@ -250,3 +253,34 @@ def test_word_boxes_round_trip_and_old_payloads_still_read() -> None:
     old = {"text": "read from", "box": [0.1, 0.2, 0.5, 0.3], "confidence": 0.9}
     assert OcrBox.from_payload(old).words == ()
     assert "words" not in OcrBox("x", (0, 0, 1, 1), 1.0).to_payload()
+
+
+def test_prose_before_a_bracketed_url_is_repaired_and_the_url_kept(
+    lexicon: SymSpellLexicon,
+) -> None:
+    truth = "online help: <https://www.gnu.org/software/coreutils/>"
+    text, gaps = glued(truth, "onlinehelp:<https://www.gnu.org/software/coreutils/>")
+    assert repair(text, gaps, lexicon) == truth
+
+
+@pytest.mark.parametrize(
+    ("truth", "read"),
+    [
+        ("is unchanged if missing. Group is", "is unchanged if missing.Group is"),
+        ("the original extension. gunzip also", "the original extension.gunzipalso"),
+        ("tee [OPTION]... [FILE]...", "tee[OPTION]...[FILE]..."),
+    ],
+)
+def test_sentence_ends_and_brackets_glued_to_words(
+    truth: str, read: str, lexicon: SymSpellLexicon
+) -> None:
+    text, gaps = glued(truth, read)
+    assert repair(text, gaps, lexicon) == truth
+
+
+@pytest.mark.parametrize("name", ["example.com", "resolv.conf", "api.internal.example.com",
+                                  "read(2)", "a[0]", "config.yaml"])
+def test_host_and_file_names_and_calls_keep_their_dots_and_brackets(
+    name: str, lexicon: SymSpellLexicon
+) -> None:
+    assert repair(name, [WEAK] * (len(name) - 1), lexicon) == name
