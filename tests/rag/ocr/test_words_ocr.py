@@ -62,8 +62,11 @@ def engines() -> Iterator[tuple[RapidOcr, RapidOcr]]:
 
 
 @pytest.mark.parametrize(
-    ("font", "size", "scan"), CASES,
-    ids=[f"{Path(f).stem}-{s}{'-scan' if sc else ''}" for f, s, sc in CASES],
+    ("font", "size", "scan"),
+    # One case in the fast tier; the other fonts (a few seconds of OCR each) in the slow.
+    [pytest.param(*c, marks=[pytest.mark.slow] if i else [],
+                  id=f"{Path(c[0]).stem}-{c[1]}{'-scan' if c[2] else ''}")
+     for i, c in enumerate(CASES)],
 )
 def test_glued_words_from_the_issue_come_back_with_their_spaces(
     engines: tuple[RapidOcr, RapidOcr], font: str, size: int, scan: bool
