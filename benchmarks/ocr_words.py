@@ -11,7 +11,8 @@ OCR_TEXT_VERSION 1 (digits fixed, nothing else), "after" the repaired lines
 (rag/ocr/words.py). Printed per split and kind:
 
 - word fidelity: the share of the reference's words of 4+ letters that come back whole as
-  tokens of the OCR text (punctuation around tokens ignored, case ignored);
+  tokens of the OCR text (punctuation around tokens ignored, case ignored); "still glued":
+  the share found only inside a longer token (the other misses are misread letters);
 - CER: edit distance over reference length, whitespace runs counted as one space;
 - false splits: protected tokens read whole before but split after, over those read
   whole before; and the same for every reference word of any length ("prose").
@@ -232,6 +233,17 @@ def whole(ref: Counter[str], hyp_text: str) -> int:
     return sum(min(n, hyp[w]) for w, n in ref.items())
 
 
+def glued(ref: Counter[str], hyp_text: str) -> int:
+    """Reference words not read whole but present inside a longer token: still glued
+    (the rest of the misses are misread letters)."""
+    hyp = Counter(t.lower() for t in tokens(hyp_text))
+    longer = [t for t in hyp if len(t) > 4]
+    return sum(
+        n - min(n, hyp[w]) for w, n in ref.items()
+        if n > hyp[w] and any(w in t and t != w for t in longer)
+    )
+
+
 def cer(ref: str, hyp: str) -> float:
     a, b = " ".join(ref.split()), " ".join(hyp.split())
     return Levenshtein.distance(a, b) / max(1, len(a))
@@ -246,8 +258,8 @@ def main() -> None:
     engine = RecordingOcr(OcrSettings())
     engine.load()
     print("| split | kind | images | ref words 4+ | fidelity before | fidelity after "
-          "| CER before | CER after | false splits | s/image |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| still glued | CER before | CER after | false splits | s/image |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for split in splits:
         data = samples(split)
         rows: dict[str, dict[str, float]] = {}
@@ -266,6 +278,7 @@ def main() -> None:
                 r["words"] += sum(ref.values())
                 r["whole_before"] += whole(ref, before)
                 r["whole_after"] += whole(ref, after)
+                r["glued_after"] += glued(ref, after)
                 ref_all = Counter(t.lower() for t in tokens(s.text))
             r["chars"] += len(" ".join(s.text.split()))
             r["err_before"] += cer(s.text, before) * len(" ".join(s.text.split()))
@@ -285,8 +298,9 @@ def main() -> None:
         for kind, r in rows.items():
             fid_b = r["whole_before"] / r["words"] if r["words"] else float("nan")
             fid_a = r["whole_after"] / r["words"] if r["words"] else float("nan")
+            stuck = r["glued_after"] / r["words"] if r["words"] else float("nan")
             print(f"| {split} | {kind} | {int(r['images'])} | {int(r['words'])} | {fid_b:.3f} "
-                  f"| {fid_a:.3f} | {r['err_before'] / r['chars']:.3f} "
+                  f"| {fid_a:.3f} | {stuck:.3f} | {r['err_before'] / r['chars']:.3f} "
                   f"| {r['err_after'] / r['chars']:.3f} "
                   f"| {int(r['tok_split'])}/{int(r['tok_whole_before'])} "
                   f"({r['tok_split'] / max(1, r['tok_whole_before']):.2%}) "
