@@ -237,7 +237,7 @@ def glued(ref: Counter[str], hyp_text: str) -> int:
     """Reference words not read whole but present inside a longer token: still glued
     (the rest of the misses are misread letters)."""
     hyp = Counter(t.lower() for t in tokens(hyp_text))
-    longer = [t for t in hyp if len(t) > 4]
+    longer = [t for t in hyp if len(t) > 4 and t not in ref]  # "files" does not hide "file"
     return sum(
         n - min(n, hyp[w]) for w, n in ref.items()
         if n > hyp[w] and any(w in t and t != w for t in longer)

@@ -116,7 +116,11 @@ def word_splits(text: str, gaps: Sequence[Gap], lexicon: Lexicon) -> list[int]:
     splits = set(strong)
     # Sentence ends glued to the next sentence come apart first, so that the dot does not
     # make the whole run look like a host or file name.
-    dots = {k for k in weak if text[k - 1] == "." and _sentence_dot(text, k - 1, lexicon)}
+    # Likewise an option glued to what precedes it ("[OPTION]...--reference=RFILE").
+    dots = {
+        k for k in weak
+        if (text[k - 1] == "." and _sentence_dot(text, k - 1, lexicon)) or _option_start(text, k)
+    }
     splits |= dots
     for start, end in _tokens(text, strong | dots):
         token = text[start:end]
@@ -173,6 +177,18 @@ def _protected_tail(token: str) -> int | None:
         if token[j] in "<([{'\"" and is_protected(token[j:]):
             return None if is_protected(token[:j]) else j
     return None
+
+
+def _option_start(text: str, k: int) -> bool:
+    """Whether an option starts at ``text[k]`` right after other text: "--" after a
+    letter, digit, dot or bracket ("tar--create", "]...--reference"), or "-" and a letter
+    after a dot or closing bracket ("]...-f"); never a word's hyphen ("read-only")."""
+    if k + 2 >= len(text) or text[k] != "-":
+        return False
+    before = text[k - 1]
+    if text[k + 1] == "-":
+        return text[k + 2].isalnum() and (before.isalnum() or before in ".])")
+    return text[k + 1].isalpha() and before in ".])"
 
 
 def _sentence_dot(text: str, i: int, lexicon: Lexicon) -> bool:

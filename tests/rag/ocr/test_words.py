@@ -269,6 +269,8 @@ def test_prose_before_a_bracketed_url_is_repaired_and_the_url_kept(
         ("is unchanged if missing. Group is", "is unchanged if missing.Group is"),
         ("the original extension. gunzip also", "the original extension.gunzipalso"),
         ("tee [OPTION]... [FILE]...", "tee[OPTION]...[FILE]..."),
+        ("chown [OPTION]... --reference=RFILE", "chown [OPTION]...--reference=RFILE"),
+        ("tar --create FILE", "tar--create FILE"),
     ],
 )
 def test_sentence_ends_and_brackets_glued_to_words(
@@ -279,7 +281,7 @@ def test_sentence_ends_and_brackets_glued_to_words(
 
 
 @pytest.mark.parametrize("name", ["example.com", "resolv.conf", "api.internal.example.com",
-                                  "read(2)", "a[0]", "config.yaml"])
+                                  "read(2)", "a[0]", "config.yaml", "i--"])
 def test_host_and_file_names_and_calls_keep_their_dots_and_brackets(
     name: str, lexicon: SymSpellLexicon
 ) -> None:
