@@ -5,7 +5,6 @@ stored page text and word boxes follow. One engine per module, a few seconds per
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -53,12 +52,18 @@ def render(rel: str, size: int, scan: bool = False) -> Image.Image:
 
 
 @pytest.fixture(scope="module")
-def engines() -> Iterator[tuple[RapidOcr, RapidOcr]]:
-    """The backend as configured, and the same with word repair off (what was stored)."""
-    repaired, raw = RapidOcr(OcrSettings()), RapidOcr(OcrSettings(word_repair=False))
-    repaired.load()
-    raw.load()
-    yield repaired, raw
+def repaired() -> RapidOcr:
+    engine = RapidOcr(OcrSettings())
+    engine.load()
+    return engine
+
+
+@pytest.fixture(scope="module")
+def raw() -> RapidOcr:
+    """The same backend with word repair off: the lines as OCR text version 1 stored them."""
+    engine = RapidOcr(OcrSettings(word_repair=False))
+    engine.load()
+    return engine
 
 
 @pytest.mark.parametrize(
@@ -69,9 +74,8 @@ def engines() -> Iterator[tuple[RapidOcr, RapidOcr]]:
      for i, c in enumerate(CASES)],
 )
 def test_glued_words_from_the_issue_come_back_with_their_spaces(
-    engines: tuple[RapidOcr, RapidOcr], font: str, size: int, scan: bool
+    repaired: RapidOcr, raw: RapidOcr, font: str, size: int, scan: bool
 ) -> None:
-    repaired, raw = engines
     image = render(font, size, scan)
     before = ocr_text(raw.read(image)).lower()
     after = ocr_text(repaired.read(image)).lower()
@@ -82,8 +86,7 @@ def test_glued_words_from_the_issue_come_back_with_their_spaces(
     assert [t for t in PROTECTED if t not in after] == [], after
 
 
-def test_word_boxes_follow_the_words_left_to_right(engines: tuple[RapidOcr, RapidOcr]) -> None:
-    repaired, _ = engines
+def test_word_boxes_follow_the_words_left_to_right(repaired: RapidOcr) -> None:
     lines = repaired.read(render(*CASES[0]))
     assert len(lines) == len(LINES)
     for line in lines:
@@ -98,10 +101,7 @@ def test_word_boxes_follow_the_words_left_to_right(engines: tuple[RapidOcr, Rapi
     assert first["internal"][2] <= first["dns"][0] < first["dns"][2] <= first["saw"][0]
 
 
-def test_stored_page_text_of_a_scan_is_the_repaired_text(
-    engines: tuple[RapidOcr, RapidOcr],
-) -> None:
-    repaired, _ = engines
+def test_stored_page_text_of_a_scan_is_the_repaired_text(repaired: RapidOcr) -> None:
     image = render(*CASES[1])
     doc = load_document("scans/tee.pdf", scanned_pdf([image], dpi=100), ingest=IngestSettings(),
                         ocr=repaired, render_pages=False)
