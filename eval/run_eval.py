@@ -36,10 +36,12 @@ from PIL import Image  # noqa: E402
 
 from pipeline import Pipeline  # noqa: E402
 from rag.evaluate import EvalResult, evaluate, read_queries  # noqa: E402
+from rag.ocr import OCR_TEXT_VERSION  # noqa: E402
 from rag.settings import Settings, load_settings  # noqa: E402
 
 COLLECTION = "eval"
-OCR_CACHE = HERE / ".cache" / "ocr.pickle"
+# One cache per OCR text version: a cache of older OCR text must not feed a newer ingest.
+OCR_CACHE = HERE / ".cache" / f"ocr-v{OCR_TEXT_VERSION}.pickle"
 
 
 class CachedOcr:

@@ -69,6 +69,7 @@ def text_pipeline(settings: Settings, mime: str) -> dict[str, str]:
             "min_confidence": o.min_confidence, "max_side": o.max_side,
             "enlarge_below": o.enlarge_below, "stretch_x": o.stretch_x,
             "blank_range": o.blank_range, "rec_batch_size": o.rec_batch_size,
+            "word_repair": o.word_repair,
             "render_dpi": settings.ingest.render_dpi,
         }) if o.enabled else "off"
     frames, speech = _timed(mime)

@@ -156,6 +156,10 @@ class OcrSettings(_Section):
     # onnxruntime only: fold PP-OCR's element-wise layer chains into its convolutions when
     # the models load (rag/ocr/fuse.py): the same text, 1.9x faster than unfused.
     fuse_layers: bool = True
+    # Put back the spaces the recogniser dropped between words ("inputandwrite"): where the
+    # image shows a gap, confirmed by an English word segmenter (rag/ocr/words.py). Off:
+    # lines exactly as the recogniser wrote them (for text in other languages).
+    word_repair: bool = True
 
 
 class ChunkSettings(_Section):

@@ -37,19 +37,33 @@ Vector = list[float] | SparseVector
 
 @dataclass(frozen=True)
 class OcrBox:
-    """One OCR line. ``box`` is ``[x0, y0, x1, y1]`` normalised to 0..1 of the image/page."""
+    """One OCR line. ``box`` is ``[x0, y0, x1, y1]`` normalised to 0..1 of the image/page.
+
+    ``words``: each word of ``text`` with its own box, where the OCR backend knows where
+    its characters were (RapidOCR does); empty otherwise (text layers, older payloads).
+    """
 
     text: str
     box: tuple[float, float, float, float]
     confidence: float
+    words: tuple[tuple[str, tuple[float, float, float, float]], ...] = ()
 
     def to_payload(self) -> dict[str, Any]:
-        return {"text": self.text, "box": list(self.box), "confidence": self.confidence}
+        out: dict[str, Any] = {
+            "text": self.text, "box": list(self.box), "confidence": self.confidence
+        }
+        if self.words:  # only where known: payloads of text layers stay as they were
+            out["words"] = [[w, [round(v, 4) for v in b]] for w, b in self.words]
+        return out
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> OcrBox:
         x0, y0, x1, y1 = (float(v) for v in data["box"])
-        return cls(str(data["text"]), (x0, y0, x1, y1), float(data["confidence"]))
+        words = tuple(
+            (str(w), (float(b[0]), float(b[1]), float(b[2]), float(b[3])))
+            for w, b in data.get("words") or ()
+        )
+        return cls(str(data["text"]), (x0, y0, x1, y1), float(data["confidence"]), words)
 
 
 class PayloadBoxes(Sequence[OcrBox]):

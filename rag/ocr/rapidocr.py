@@ -18,6 +18,9 @@ from PIL import Image
 
 from rag.errors import FileRejected, MmragError, ModelUnavailable
 from rag.ocr.base import quad_to_box, reading_order
+from rag.ocr.ctc import CtcLine, PositionDecoder
+from rag.ocr.lexicon import Lexicon, english
+from rag.ocr.words import apply_splits, halfwidth, word_splits, words_with_positions
 from rag.settings import OcrSettings
 from rag.types import OcrBox
 
@@ -78,6 +81,7 @@ class RapidOcr:
         self.settings = settings
         self.options = {**_TUNING, **(options or {})}
         self._engine: RapidOCR | None = None
+        self._lexicon: Lexicon | None = None
         self._lock = threading.Lock()
         # What runs the models once loaded: "openvino", "onnxruntime" or "onnxruntime-cuda".
         self.runtime = ""
@@ -98,8 +102,15 @@ class RapidOcr:
                 ) from exc
             try:
                 options = {**engine_options(self.settings), **self._cuda_options(), **self.options}
-                self._engine = RapidOCR(**options)
-                self._after_load(self._engine)
+                engine = RapidOCR(**options)
+                self._after_load(engine)
+                # Our decoder after the runtime swap: it reads the model's output, which
+                # every runtime computes the same, and keeps character positions.
+                rec = engine.text_rec
+                rec.postprocess_op = PositionDecoder(rec.postprocess_op.character)
+                if self.settings.word_repair:
+                    self._lexicon = english()
+                self._engine = engine
             except MmragError:
                 raise
             except Exception as exc:  # onnxruntime / missing model files
@@ -182,14 +193,39 @@ class RapidOcr:
         boxes: list[OcrBox] = []
         for item in result or []:
             try:
-                quad, text, score = item[0], str(item[1]).strip(), float(item[2])
+                quad, text, score = item[0], str(item[1]), float(item[2])
             except (IndexError, TypeError, ValueError):
                 continue
             score = min(1.0, max(0.0, score))
-            if not text or score < self.settings.min_confidence:
+            if not text.strip() or score < self.settings.min_confidence:
                 continue
-            boxes.append(OcrBox(fix_digits(text), quad_to_box(quad, width, height), score))
+            box = quad_to_box(quad, width, height)
+            line = item[3] if len(item) > 3 and isinstance(item[3], CtcLine) else None
+            boxes.append(line_box(text, box, score, line, self._lexicon))
         return boxes
+
+
+def line_box(
+    text: str,
+    box: tuple[float, float, float, float],
+    score: float,
+    line: CtcLine | None,
+    lexicon: Lexicon | None,
+) -> OcrBox:
+    """One recognised line as an :class:`OcrBox`: fullwidth punctuation as ASCII, the
+    spaces the recogniser dropped put back (with ``lexicon``; None: as read), digits
+    fixed, and a box per word where the decoder knows the characters' positions."""
+    text = halfwidth(text)
+    if line is None or len(line.spans) != len(text):
+        return OcrBox(fix_digits(text.strip()), box, score)
+    splits = word_splits(text, line.gaps, lexicon) if lexicon is not None else []
+    x0, y0, x1, y1 = box
+    words = tuple(
+        (fix_digits(word), (x0 + (x1 - x0) * line.spans[a][0], y0,
+                            x0 + (x1 - x0) * line.spans[b][1], y1))
+        for word, a, b in words_with_positions(text, splits)
+    )
+    return OcrBox(fix_digits(apply_splits(text, splits).strip()), box, score, words)
 
 
 def onnx_file(runner: Any, purpose: str) -> Path:

@@ -83,6 +83,7 @@ def test_records_from_before_versions(tmp_path: Path, monkeypatch: pytest.Monkey
                                       ) -> None:
     s = _settings(tmp_path)
     # Written by the first OCR and chunking versions: current while those are.
+    monkeypatch.setattr(versions, "OCR_TEXT_VERSION", versions._LEGACY[OCR])
     assert stale_parts(None, PNG, s) == [] == stale_parts(None, MD, s)
     monkeypatch.setattr(versions, "OCR_TEXT_VERSION", versions._LEGACY[OCR] + 1)
     assert stale_parts(None, PNG, s) == [OCR]
@@ -172,6 +173,7 @@ def test_records_from_before_versions_rebuild_what_ocr_read(
         assert all(v.record.pipeline is None for v in pipe._records.versions(C))
     finally:
         pipe.close()
+    monkeypatch.setattr(versions, "OCR_TEXT_VERSION", versions._LEGACY[OCR])
     assert _ingest(tmp_path, files)[0] == [("unchanged", None), ("unchanged", None)]
     monkeypatch.setattr(versions, "OCR_TEXT_VERSION", versions._LEGACY[OCR] + 1)
     assert _ingest(tmp_path, files)[0] == [("unchanged", None), ("rebuilt", "ocr changed")]
