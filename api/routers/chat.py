@@ -18,13 +18,13 @@ router = APIRouter(prefix=V1, tags=["chat"])
     "/chat/completions",
     response_model=s.ChatCompletion,
     responses={200: {"content": {"text/event-stream": {}}},
-               **responses(400, 404, 413, 415, 422, 502)},
+               **responses(400, 404, 413, 415, 422, 429, 502)},
 )
-def create_chat_completion(
+async def create_chat_completion(
     body: s.ChatCompletionRequest, service: ServiceDep, principal: PrincipalDep
 ) -> s.ChatCompletion | StreamingResponse:
     """``model`` is the collection; the last user message (text and at most one image)
     is the question; ``stream: true`` answers as ``chat.completion.chunk`` events."""
     if body.stream:
-        return sse.chat_stream(service.chat_stream(body, principal))
-    return service.chat(body, principal)
+        return sse.chat_stream(await service.admitted(service.chat_stream, body, principal))
+    return await service.admitted(service.chat, body, principal)

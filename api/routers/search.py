@@ -12,6 +12,8 @@ from api.routers import V1
 router = APIRouter(prefix=V1, tags=["search"])
 
 
-@router.post("/search", responses=responses(400, 404, 413, 415, 422))
-def search(body: s.SearchRequest, service: ServiceDep, principal: PrincipalDep) -> s.SearchResponse:
-    return service.search(body, principal)
+@router.post("/search", responses=responses(400, 404, 413, 415, 422, 429))
+async def search(
+    body: s.SearchRequest, service: ServiceDep, principal: PrincipalDep
+) -> s.SearchResponse:
+    return await service.admitted(service.search, body, principal)
