@@ -44,7 +44,8 @@ async def client(url: str, spec: dict[str, Any], deadline: float, k: int,
             elif r.status_code in (429, 503) and r.headers.get("retry-after"):
                 out["shed"] += 1
                 out["shed_ms"].append(elapsed * 1000)
-                await asyncio.sleep(min(float(r.headers["retry-after"]), 5.0))
+                wait = min(float(r.headers["retry-after"]), deadline - time.perf_counter())
+                await asyncio.sleep(max(0.0, wait))
             else:
                 out["failed"] += 1
                 out["errors"].append(f"{r.status_code} {r.text[:200]}")

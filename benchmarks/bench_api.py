@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import secrets
 import statistics
 import subprocess
@@ -141,6 +142,7 @@ def load(url: str, path: str, bodies: list[dict[str, Any]], clients: int, second
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump({"path": path, "bodies": bodies, "clients": clients, "seconds": seconds,
                    "headers": headers}, f)
+    cpu0 = _cpu_s()
     try:
         run = subprocess.run([sys.executable, str(Path(__file__).with_name("_load.py")), url,
                               f.name], capture_output=True, text=True, timeout=seconds + 300)
@@ -150,7 +152,15 @@ def load(url: str, path: str, bodies: list[dict[str, Any]], clients: int, second
         raise SystemExit(f"load generator failed: {run.stderr}")
     out: dict[str, Any] = json.loads(run.stdout)
     out["rps"] = len(out["ms"]) / out["elapsed"]
+    # The server's CPU time per answered request (this process serves; the clients are
+    # another): on a shared machine it moves far less than requests/s does.
+    out["cpu_ms"] = (_cpu_s() - cpu0) * 1000 / max(1, len(out["ms"]))
     return out
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def level_row(route: str, clients: int, res: dict[str, Any], base_rps: float) -> str:
@@ -158,7 +168,8 @@ def level_row(route: str, clients: int, res: dict[str, Any], base_rps: float) ->
     ratio = res["rps"] / base_rps if base_rps else float("nan")
     return (f"| {route:<6} | {clients:>7} | {len(res['ms']):>6} | {res['rps']:>7.1f} | "
             f"{ratio:>5.2f}x | {pct(ms, 0.5):>7.1f} | {pct(ms, 0.95):>7.1f} | "
-            f"{pct(ms, 0.99):>7.1f} | {res['shed']:>5} | {res['failed']:>6} |")
+            f"{pct(ms, 0.99):>7.1f} | {res['shed']:>5} | {res['failed']:>6} | "
+            f"{res['cpu_ms']:>6.1f} |")
 
 
 def throughput(url: str, queries: list[str], args: argparse.Namespace) -> list[str]:
@@ -281,11 +292,12 @@ def main() -> None:
     print(row("Pipeline.search (in-process)", direct_ms))
     print(f"\nthroughput: closed-loop clients for {args.seconds:.0f} s per level, one "
           "connection each, in a separate process; x = requests/s over the 1-client rate; "
-          "shed = 429/503 with Retry-After (the client waits it); failed = anything else\n")
+          "shed = 429/503 with Retry-After (the client waits it); failed = anything else; "
+          "cpu = the server's CPU ms per answered request\n")
     print("| route  | clients |     ok |   req/s |      x |     p50 |     p95 |     p99 |"
-          "  shed | failed |")
+          "  shed | failed |    cpu |")
     print("|--------|--------:|-------:|--------:|-------:|--------:|--------:|--------:|"
-          "------:|-------:|")
+          "------:|-------:|-------:|")
     for line in levels:
         print(line)
     if cli_s:
