@@ -183,6 +183,9 @@ class QueryBatchers:
         batcher = self.batcher("ocr", lambda images: [read(i) for i in images])
         return lambda image: cast(str, batcher.submit([image])[0])
 
+    def stage(self, name: str) -> Batcher[Any, Any]:
+        return next(b for b in self.batchers if b.stage == name)
+
     def depths(self) -> dict[str, int]:
         return {b.stage: b.depth for b in self.batchers}
 

@@ -22,11 +22,12 @@ again alone, so one bad input fails only its own request.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -71,6 +72,7 @@ class Batcher(Generic[T, R]):
         self._queue: deque[_Request[T, R]] = deque()
         self._waiting = 0  # items queued, not yet in a call
         self._leader: int | None = None  # thread id running the stage, if any
+        self._held = 0  # hold() blocks: no call starts while > 0
 
     @property
     def depth(self) -> int:
@@ -90,7 +92,7 @@ class Batcher(Generic[T, R]):
             self._arrived.notify()
         while True:
             with self._lock:
-                while self._leader is not None and not request.future.done():
+                while (self._leader is not None or self._held) and not request.future.done():
                     self._free.wait()
                 if request.future.done():
                     break
@@ -103,6 +105,20 @@ class Batcher(Generic[T, R]):
                     self._leader = None
                     self._free.notify_all()
         return request.future.result()
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """No call of the stage starts inside the block (one under way finishes); work
+        queued meanwhile runs together after it, as when a long call holds the stage.
+        For draining a stage, and for tests that need a batch of known size."""
+        with self._lock:
+            self._held += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held -= 1
+                self._free.notify_all()
 
     def close(self) -> None:
         """Nothing to stop: the stage runs in its callers' threads."""

@@ -1,0 +1,94 @@
+"""Concurrent queries through one real pipeline (offline profile, Qdrant Edge): they are
+merged into shared encoder and store calls and get exactly what they get one by one."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline import Pipeline
+from rag.errors import Busy
+from tests.conftest import offline
+
+pytestmark = pytest.mark.integration
+
+DOCS = {
+    "tls.md": "Rotate TLS certificates on the gateway with certctl rotate --all every 90 days.",
+    "vacuum.md": "Autovacuum reclaims dead tuples; lower autovacuum_vacuum_scale_factor.",
+    "probes.md": "A liveness probe firing during start-up restarts pods; add a startupProbe.",
+    "redis.txt": "With maxmemory and allkeys-lru, session keys were evicted; use volatile-lru.",
+    "dns.md": "The outage began when the resolver cache expired behind a firewall change.",
+    "backup.md": "Nightly snapshots are kept 14 days, weekly ones three months.",
+}
+QUERIES = ["rotate certificates", "dead tuples", "pods restarted at start-up",
+           "users logged out redis", "what caused the DNS outage", "how long are backups kept"]
+
+
+@pytest.fixture(scope="module")
+def pipe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    settings = offline(tmp_path_factory.mktemp("serving") / "data", api={"max_queue": 64})
+    with Pipeline(settings) as p:
+        p.load()
+        p.ingest_bytes("c", {k: v.encode() for k, v in DOCS.items()})
+        yield p
+
+
+def ranked(pipe: Pipeline, query: str) -> list[tuple[str, int, float]]:
+    return [(h.source, h.chunk, round(h.score, 4)) for h in pipe.search("c", query, limit=4)]
+
+
+def wait_for(cond: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.005)
+
+
+def test_concurrent_searches_share_calls_and_match_searching_alone(pipe: Pipeline) -> None:
+    alone = {q: ranked(pipe, q) for q in QUERIES}
+    sizes: dict[str, list[int]] = {}
+    pipe.on_batch(lambda stage, n, waits: sizes.setdefault(stage, []).append(n))
+    batchers = pipe._batchers  # noqa: SLF001 (hold the encoder so the queries line up)
+    results: dict[str, list[tuple[str, int, float]]] = {}
+    queries = QUERIES * 2
+
+    def search(k: int) -> None:
+        results[f"{k}"] = ranked(pipe, queries[k])
+
+    with batchers.stage("text").hold():
+        threads = [threading.Thread(target=search, args=(k,)) for k in range(len(queries))]
+        for t in threads:
+            t.start()
+        wait_for(lambda: pipe.queue_depths()["text"] == len(queries))
+        assert pipe.queue_depths()["admitted"] == len(queries)
+    for t in threads:
+        t.join(60)
+    assert sizes["text"] == [len(queries)]  # one encoder call for all twelve
+    assert sum(sizes["store"]) == len(queries) and max(sizes["store"]) > 1
+    assert {k: v for k, v in results.items()} == {
+        f"{k}": alone[q] for k, q in enumerate(queries)}
+    assert pipe.queue_depths() == {"admitted": 0, "text": 0, "store": 0, "complete": 0,
+                                   "ocr": 0}
+
+
+def test_queries_over_max_queue_are_refused_at_once(tmp_path: Path) -> None:
+    settings = offline(tmp_path / "data", api={"max_queue": 1})
+    with Pipeline(settings) as p:
+        p.load()
+        p.ingest_bytes("c", {"tls.md": DOCS["tls.md"].encode()})
+        with p._batchers.stage("text").hold():  # noqa: SLF001
+            first = threading.Thread(target=p.search, args=("c", "certificates"))
+            first.start()
+            wait_for(lambda: p.queue_depths()["text"] == 1)
+            start = time.monotonic()
+            with pytest.raises(Busy, match="api.max_queue"):
+                p.ask("c", "how do I rotate certificates")
+            assert time.monotonic() - start < 1.0
+        first.join(60)
+        assert p.shed_queries == 1
+        assert p.ask("c", "how do I rotate certificates").citations
