@@ -1,17 +1,25 @@
-"""Admission control: a bound on the queries (searches, chats) a process serves at once.
+"""Admission control: a bound on the queries (searches, chats) a process serves at once,
+and on how many of them run at once.
 
-Why: past the point where the cores are busy, every extra concurrent query only makes
-all of them slower; with no bound, latency grows with the number of clients until they
-time out. Over the bound a query is refused at once with :class:`~rag.errors.Busy`
-(HTTP 429 with ``Retry-After``, an MCP tool error), which costs the server next to
-nothing, and the client comes back later.
+Why a bound: past the point where the cores are busy, every extra concurrent query only
+makes all of them slower; with no bound, latency grows with the number of clients until
+they time out. Over ``api.max_queue`` a query is refused at once with
+:class:`~rag.errors.Busy` (HTTP 429 with ``Retry-After``, an MCP tool error), which
+costs the server next to nothing, and the client comes back later.
+
+Why run slots: an admitted query's Python work (HTTP, hit conversion, reranking, the
+store binding) holds the GIL. Thirty-two threads all runnable at once take turns at it,
+the event loop among them, and each query is slow for all of them; so only
+``api.query_workers`` admitted queries run at a time and the rest wait, blocked (no
+GIL), in arrival order. Enough run at once for the batchers to merge their encodes and
+store queries.
 
 One :class:`Admission` is shared by every surface of a process (REST routes, MCP tools,
-chat): a query holds a place from the moment a surface accepts it until its answer (or
-a stream's first event) is ready. A surface may take the place early, before waiting for
-a worker thread, so that waiting counts too; the pipeline's own methods then find the
-place already held (a context variable, which worker threads inherit) and do not count
-the query twice.
+chat). :meth:`Admission.admit` takes a place without blocking (a surface's event loop
+may call it, so that a query waiting for a thread counts too); :meth:`Admission.run`
+takes a place if none is held and then a run slot, blocking: worker threads call it (the
+pipeline's search and ask do). Context variables, which worker threads inherit from the
+loop, keep a query from being counted twice.
 """
 
 from __future__ import annotations
@@ -23,29 +31,68 @@ import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 
+from pipeline.batching import BatchListener
 from rag.errors import Busy
 
 _HELD: ContextVar[bool] = ContextVar("mmrag_admitted", default=False)
+_RUNNING: ContextVar[bool] = ContextVar("mmrag_running", default=False)
 
 
 class Admission:
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, workers: int = 0) -> None:
         #: Queries served at once at most; 0 or less: no bound.
         self.limit = limit
+        #: Admitted queries running at once at most; 0 or less: no bound.
+        self.workers = workers
+        self._slots = threading.BoundedSemaphore(workers) if workers > 0 else None
+        self._queued = 0
         self._lock = threading.Lock()
         self._in_flight = 0
         self.shed = 0
         self._done = 0
         self._since = time.monotonic()
         self._rate = 0.0  # queries finished per second, recently
+        #: Told (stage "admission", 1, [seconds waited]) when a query gets its slot.
+        self.on_wait: list[BatchListener] = []
 
     @property
     def in_flight(self) -> int:
         return self._in_flight
 
+    @property
+    def queued(self) -> int:
+        """Admitted queries waiting for a run slot."""
+        return self._queued
+
     @contextlib.contextmanager
-    def enter(self) -> Iterator[None]:
-        """Hold a place for the duration, or raise :class:`Busy` when none is free."""
+    def run(self) -> Iterator[None]:
+        """A place (unless this context holds one) and a run slot, for the duration;
+        blocks for the slot. Re-entrant. Tells ``on_wait`` how long the slot took."""
+        with self.admit():
+            if _RUNNING.get() or self._slots is None:
+                yield
+                return
+            started = time.monotonic()
+            with self._lock:
+                self._queued += 1
+            try:
+                self._slots.acquire()
+            finally:
+                with self._lock:
+                    self._queued -= 1
+            for listener in self.on_wait:
+                listener("admission", 1, [time.monotonic() - started])
+            token = _RUNNING.set(True)
+            try:
+                yield
+            finally:
+                _RUNNING.reset(token)
+                self._slots.release()
+
+    @contextlib.contextmanager
+    def admit(self) -> Iterator[None]:
+        """Hold a place for the duration, or raise :class:`Busy` when none is free;
+        never blocks."""
         if _HELD.get():
             yield
             return

@@ -130,13 +130,17 @@ class Pipeline:
 
     @functools.cached_property
     def _admission(self) -> Admission:
-        return Admission(self.settings.api.max_queue)
+        api = self.settings.api
+        workers = api.query_workers if api.query_workers > 0 else 2 * (os.cpu_count() or 1)
+        return Admission(api.max_queue, workers)
 
     @functools.cached_property
     def _batchers(self) -> QueryBatchers:
         api = self.settings.api
+        admission = self._admission
+        # Queries that may reach a stage soon: those admitted and not waiting for a slot.
         return QueryBatchers(api.max_batch, api.batch_wait_ms / 1000,
-                             expect=lambda: self._admission.in_flight)
+                             expect=lambda: admission.in_flight - admission.queued)
 
     @functools.cached_property
     def _retriever(self) -> Retriever:
@@ -303,17 +307,21 @@ class Pipeline:
     # --- admission and batching (serving many clients at once) ---------------------------
     def admit(self) -> contextlib.AbstractContextManager[None]:
         """A place among the queries served at once (``api.max_queue``), held for the
-        ``with`` block, or :class:`~rag.errors.Busy`. Searches and answers take one
-        themselves; a surface takes it earlier to count its own waiting too."""
-        return self._admission.enter()
+        ``with`` block, or :class:`~rag.errors.Busy`; never blocks. Searches and answers
+        take one themselves (and a run slot, ``api.query_workers``); a surface takes the
+        place earlier, on its event loop, to count its own waiting too."""
+        return self._admission.admit()
 
     def on_batch(self, listener: BatchListener) -> None:
         """Be told (stage, items, seconds each caller queued) after each batched call."""
         self._batchers.listeners.append(listener)
+        self._admission.on_wait.append(listener)
 
     def queue_depths(self) -> dict[str, int]:
-        """Queries admitted (``admitted``) and items waiting at each batched stage."""
-        return {"admitted": self._admission.in_flight, **self._batchers.depths()}
+        """Queries admitted (``admitted``), those of them waiting for a run slot
+        (``waiting``) and items waiting at each batched stage."""
+        return {"admitted": self._admission.in_flight, "waiting": self._admission.queued,
+                **self._batchers.depths()}
 
     @property
     def shed_queries(self) -> int:
@@ -329,7 +337,7 @@ class Pipeline:
         limit: int | None = None,
         flt: Filter | None = None,
     ) -> list[Hit]:
-        with self._admission.enter():
+        with self._admission.run():
             return self._search(collection, text, image, limit, flt)
 
     @_gated
@@ -370,7 +378,7 @@ class Pipeline:
         flt: Filter | None = None,
         limit: int | None = None,
     ) -> Answer:
-        with self._admission.enter():
+        with self._admission.run():
             hits = self._context(collection, question, image, history, flt, limit)
             return self._generator.generate(question, hits, history, image)
 

@@ -306,6 +306,9 @@ class ApiSettings(_Section):
     # in flight a stage waits up to batch_wait_ms for more (a lone query never waits).
     max_batch: int = 32
     batch_wait_ms: float = 2.0
+    # Admitted queries that run at once (the rest wait their turn, blocked): their
+    # Python work shares the GIL, so more only slows each. 0: auto, 2 per core.
+    query_workers: int = 0
 
 
 class Settings(BaseSettings):

@@ -137,14 +137,14 @@ def test_admission_sheds_over_the_limit_with_a_retry_after() -> None:
     leave = threading.Event()
 
     def hold() -> None:
-        with admission.enter():
+        with admission.admit():
             leave.wait(10)
 
     holders = [threading.Thread(target=hold) for _ in range(2)]
     for t in holders:
         t.start()
     wait_for(lambda: admission.in_flight == 2)
-    with pytest.raises(Busy) as err, admission.enter():
+    with pytest.raises(Busy) as err, admission.admit():
         pass
     assert err.value.retry_after_s >= 1
     assert "api.max_queue" in str(err.value)
@@ -152,7 +152,7 @@ def test_admission_sheds_over_the_limit_with_a_retry_after() -> None:
     for t in holders:
         t.join(10)
     assert admission.in_flight == 0 and admission.shed == 1
-    with admission.enter():  # free again
+    with admission.admit():  # free again
         assert admission.in_flight == 1
 
 
@@ -163,10 +163,10 @@ def test_a_held_place_is_not_counted_twice_in_a_worker_thread() -> None:
     seen: list[int] = []
 
     def worker() -> None:
-        with admission.enter():
+        with admission.admit():
             seen.append(admission.in_flight)
 
-    with admission.enter():
+    with admission.admit():
         ctx = contextvars.copy_context()
         t = threading.Thread(target=ctx.run, args=(worker,))
         t.start()

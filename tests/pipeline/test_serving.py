@@ -31,7 +31,8 @@ QUERIES = ["rotate certificates", "dead tuples", "pods restarted at start-up",
 
 @pytest.fixture(scope="module")
 def pipe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    settings = offline(tmp_path_factory.mktemp("serving") / "data", api={"max_queue": 64})
+    settings = offline(tmp_path_factory.mktemp("serving") / "data", api={"max_queue": 64,
+                                                                        "query_workers": 64})
     with Pipeline(settings) as p:
         p.load()
         p.ingest_bytes("c", {k: v.encode() for k, v in DOCS.items()})
@@ -72,8 +73,31 @@ def test_concurrent_searches_share_calls_and_match_searching_alone(pipe: Pipelin
     assert sum(sizes["store"]) == len(queries) and max(sizes["store"]) > 1
     assert {k: v for k, v in results.items()} == {
         f"{k}": alone[q] for k, q in enumerate(queries)}
-    assert pipe.queue_depths() == {"admitted": 0, "text": 0, "store": 0, "complete": 0,
-                                   "ocr": 0}
+    assert pipe.queue_depths() == {"admitted": 0, "waiting": 0, "text": 0, "store": 0,
+                                   "complete": 0, "ocr": 0}
+
+
+def test_only_query_workers_run_at_once_the_rest_wait_their_turn(tmp_path: Path) -> None:
+    settings = offline(tmp_path / "data", api={"max_queue": 8, "query_workers": 2})
+    with Pipeline(settings) as p:
+        p.load()
+        p.ingest_bytes("c", {k: v.encode() for k, v in DOCS.items()})
+        waits: list[float] = []
+        p.on_batch(lambda stage, n, w: waits.extend(w) if stage == "admission" else None)
+        found: list[str] = []
+        with p._batchers.stage("text").hold():  # noqa: SLF001
+            threads = [threading.Thread(target=lambda q=q: found.append(
+                p.search("c", q, limit=1)[0].source)) for q in QUERIES[:5]]
+            for t in threads:
+                t.start()
+            wait_for(lambda: p.queue_depths()["waiting"] == 3)
+            depths = p.queue_depths()
+            assert depths["admitted"] == 5 and depths["text"] == 2
+        for t in threads:
+            t.join(60)
+        assert sorted(found) == sorted(["tls.md", "vacuum.md", "probes.md", "redis.txt",
+                                        "dns.md"])
+        assert len(waits) == 5 and max(waits) > 0
 
 
 def test_queries_over_max_queue_are_refused_at_once(tmp_path: Path) -> None:
