@@ -378,9 +378,18 @@ class Pipeline:
         flt: Filter | None = None,
         limit: int | None = None,
     ) -> Answer:
-        with self._admission.run():
+        with self._admission.admit():  # one place for the whole answer
             hits = self._context(collection, question, image, history, flt, limit)
-            return self._generator.generate(question, hits, history, image)
+            with self._generating():
+                return self._generator.generate(question, hits, history, image)
+
+    def _generating(self) -> contextlib.AbstractContextManager[None]:
+        """A run slot for generating here (extractive, a local VLM): CPU work like a
+        search's. A remote model's answer is a wait, not work: holding a slot for its
+        seconds would stall every search behind a few chats."""
+        if self.settings.generator.backend == "openai":
+            return contextlib.nullcontext()
+        return self._admission.run()
 
     def ask_stream(
         self,

@@ -14,6 +14,7 @@ import pytest
 from pipeline import Pipeline
 from rag.errors import Busy
 from tests.conftest import offline
+from tests.rag.generate.fake_vlm import FakeVLM
 
 pytestmark = pytest.mark.integration
 
@@ -116,3 +117,27 @@ def test_queries_over_max_queue_are_refused_at_once(tmp_path: Path) -> None:
         first.join(60)
         assert p.shed_queries == 1
         assert p.ask("c", "how do I rotate certificates").citations
+
+
+def test_a_slow_remote_model_holds_a_place_but_no_run_slot(tmp_path: Path) -> None:
+    """Chats waiting on an OpenAI-compatible server are a wait, not work: with one run
+    slot and two such chats in flight, a search still runs at once."""
+    with FakeVLM(reply="Rotate them with certctl [1].", delay_s=2.0) as fake:
+        settings = offline(tmp_path / "data", api={"max_queue": 8, "query_workers": 1},
+                           generator={"backend": "openai",
+                                      "openai": {"base_url": fake.base_url,
+                                                 "model": "fake-vlm"}})
+        with Pipeline(settings) as p:
+            p.load()
+            p.ingest_bytes("c", {k: v.encode() for k, v in DOCS.items()})
+            chats = [threading.Thread(target=p.ask, args=("c", "rotate certificates?"))
+                     for _ in range(2)]
+            for t in chats:
+                t.start()
+            wait_for(lambda: len(fake.requests) == 2)
+            assert p.queue_depths()["admitted"] == 2
+            start = time.monotonic()
+            assert p.search("c", "dead tuples", limit=1)[0].source == "vacuum.md"
+            assert time.monotonic() - start < 1.5  # not behind the 2 s answers
+            for t in chats:
+                t.join(30)
