@@ -28,11 +28,41 @@ import contextlib
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextvars import ContextVar
 
 from pipeline.batching import BatchListener
 from rag.errors import Busy
+
+
+class _Slots:
+    """A counting semaphore that serves waiters in arrival order: a freed slot is handed
+    to the oldest waiter, never taken by a thread that arrives (or comes back) just
+    then, as ``threading.Semaphore`` allows; that let closed-loop clients starve others
+    (a mean wait of 200 ms with a p50 of 60)."""
+
+    def __init__(self, n: int) -> None:
+        self._free = n
+        self._waiters: deque[threading.Event] = deque()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            if self._free > 0 and not self._waiters:
+                self._free -= 1
+                return
+            turn = threading.Event()
+            self._waiters.append(turn)
+        turn.wait()  # release() hands the slot over: nothing to take
+
+    def release(self) -> None:
+        with self._lock:
+            if self._waiters:
+                self._waiters.popleft().set()
+            else:
+                self._free += 1
+
 
 _HELD: ContextVar[bool] = ContextVar("mmrag_admitted", default=False)
 _RUNNING: ContextVar[bool] = ContextVar("mmrag_running", default=False)
@@ -44,7 +74,7 @@ class Admission:
         self.limit = limit
         #: Admitted queries running at once at most; 0 or less: no bound.
         self.workers = workers
-        self._slots = threading.BoundedSemaphore(workers) if workers > 0 else None
+        self._slots = _Slots(workers) if workers > 0 else None
         self._queued = 0
         self._lock = threading.Lock()
         self._in_flight = 0

@@ -173,3 +173,34 @@ def test_a_held_place_is_not_counted_twice_in_a_worker_thread() -> None:
         t.join(10)
     assert seen == [1]
     assert admission.shed == 0
+
+
+def test_run_slots_are_handed_out_in_arrival_order() -> None:
+    """Only ``workers`` admitted queries run at once; the others wait their turn, and a
+    query that comes back at once cannot take a slot from one that has waited."""
+    admission = Admission(10, workers=1)
+    order: list[str] = []
+    release = threading.Event()
+
+    def query(name: str, hold: threading.Event | None = None) -> None:
+        with admission.run():
+            order.append(name)
+            if hold is not None:
+                hold.wait(10)
+
+    first = threading.Thread(target=query, args=("first", release))
+    first.start()
+    wait_for(lambda: order == ["first"])
+    waiters = []
+    for k, name in enumerate(["second", "third"]):
+        t = threading.Thread(target=query, args=(name,))
+        t.start()
+        waiters.append(t)
+        wait_for(lambda k=k: admission.queued == k + 1)
+    assert admission.in_flight == 3
+    release.set()
+    query("again")  # arrives as the slot is freed: it must queue behind the others
+    for t in [first, *waiters]:
+        t.join(10)
+    assert order == ["first", "second", "third", "again"]
+    assert admission.in_flight == 0 and admission.queued == 0
