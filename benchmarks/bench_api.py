@@ -201,7 +201,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", type=Path, default=None,
                     help="folder to ingest (default: examples/corpus x --copies)")
-    ap.add_argument("--copies", type=int, default=6)
+    ap.add_argument("--copies", type=int, default=1,
+                    help="copies of each example file (the README's table: 6)")
     ap.add_argument("--data-dir", type=Path, default=None,
                     help="keep the store here and reuse it (ingest only when empty)")
     ap.add_argument("--requests", type=int, default=200)
