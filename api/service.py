@@ -8,8 +8,10 @@ pipeline results into response schemas; the OpenAI wire format lives in
 :mod:`rag.errors` types, which ``api/errors.py`` maps to statuses.
 
 Most methods block (models, the vector store), so the routers are plain ``def``
-functions that FastAPI runs in its thread pool; job event streams are async and only
-poll cheap state, so hundreds of followers cost no threads.
+functions that FastAPI runs in its thread pool; search and chat go through
+:meth:`RagService.admitted` (admission on the event loop, then a worker thread); job
+event streams are async and only poll cheap state, so hundreds of followers cost no
+threads.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("mmrag.api")
 
 MEDIA_PREFIX = "/v1/media/"
+T = TypeVar("T")
 
 
 class RagService:
@@ -63,6 +66,7 @@ class RagService:
         self._reading: dict[str, asyncio.Future[Job]] = {}  # job id -> its read under way
         if metrics is not None:
             pipeline.on_job_finished(self._count_job)
+            metrics.watch(pipeline)
             self.uploads.on_submitted.append(lambda _: metrics.jobs_running.inc())
 
     # --- helpers --------------------------------------------------------------------------
@@ -91,6 +95,16 @@ class RagService:
 
     def _image(self, url: str | None, name: str) -> Image.Image | None:
         return query_image(url, self.image_policy, name)
+
+    # --- admission ------------------------------------------------------------------------
+    async def admitted(self, method: Callable[..., T], *args: Any) -> T:
+        """Run a blocking query method in a worker thread, holding a place among the
+        queries served at once (``api.max_queue``) from before the wait for a thread:
+        over the bound this raises :class:`~rag.errors.Busy` (429 with Retry-After) at
+        once, on the event loop, without taking a thread. The pipeline's own admission
+        sees the place held (the worker inherits the context) and does not count twice."""
+        with self.pipeline.admit():
+            return await run_in_threadpool(method, *args)
 
     # --- models and chat ------------------------------------------------------------------
     def list_models(self, principal: Principal) -> s.ModelList:

@@ -21,6 +21,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ingest.loaders.sniff import magic_mime
+from pipeline.admission import Admission
+from pipeline.batched import QueryBatchers
+from pipeline.batching import BatchListener
 from pipeline.gate import NoGate, StoreGate
 from rag.encoders import Encoders, build_encoders
 from rag.errors import BadInput, MmragError, NotFound
@@ -127,14 +130,31 @@ class Pipeline:
         return build_ocr(self.settings.ocr)
 
     @functools.cached_property
+    def _admission(self) -> Admission:
+        api = self.settings.api
+        workers = api.query_workers if api.query_workers > 0 else 2 * (os.cpu_count() or 1)
+        return Admission(api.max_queue, workers)
+
+    @functools.cached_property
+    def _batchers(self) -> QueryBatchers:
+        api = self.settings.api
+        admission = self._admission
+        # Queries that may reach a stage soon: those admitted and not waiting for a slot.
+        return QueryBatchers(api.max_batch, api.batch_wait_ms / 1000,
+                             expect=lambda: admission.in_flight - admission.queued)
+
+    @functools.cached_property
     def _retriever(self) -> Retriever:
+        # Queries reach the encoders, OCR and the store through micro-batchers, so
+        # concurrent searches from every surface share one model call per stage.
+        b = self._batchers
         return Retriever(
             self.settings.retrieval,
-            self._store,
-            self._encoders,
+            b.store(self._store),
+            b.encoders(self._encoders),
             build_reranker(self.settings.retrieval, self._media, self.settings.offline),
-            read_image=self._read_image if self._ocr is not None else None,
-            complete=self._records.complete_doc_ids,
+            read_image=b.reader(self._read_image) if self._ocr is not None else None,
+            complete=b.complete(self._records.complete_doc_ids),
         )
 
     @functools.cached_property
@@ -177,6 +197,8 @@ class Pipeline:
         self._generator.load()
 
     def close(self) -> None:
+        if "_batchers" in self.__dict__:
+            self._batchers.close()
         if "_jobs" in self.__dict__:
             self._jobs.close()
         if "_store" in self.__dict__:
@@ -289,8 +311,31 @@ class Pipeline:
     def on_job_finished(self, listener: JobListener) -> None:
         self._jobs.listeners.append(listener)
 
+    # --- admission and batching (serving many clients at once) ---------------------------
+    def admit(self) -> contextlib.AbstractContextManager[None]:
+        """A place among the queries served at once (``api.max_queue``), held for the
+        ``with`` block, or :class:`~rag.errors.Busy`; never blocks. Searches and answers
+        take one themselves (and a run slot, ``api.query_workers``); a surface takes the
+        place earlier, on its event loop, to count its own waiting too."""
+        return self._admission.admit()
+
+    def on_batch(self, listener: BatchListener) -> None:
+        """Be told (stage, items, seconds each caller queued) after each batched call."""
+        self._batchers.listeners.append(listener)
+        self._admission.on_wait.append(listener)
+
+    def queue_depths(self) -> dict[str, int]:
+        """Queries admitted (``admitted``), those of them waiting for a run slot
+        (``waiting``) and items waiting at each batched stage."""
+        return {"admitted": self._admission.in_flight, "waiting": self._admission.queued,
+                **self._batchers.depths()}
+
+    @property
+    def shed_queries(self) -> int:
+        """Queries refused so far because ``api.max_queue`` were being served."""
+        return self._admission.shed
+
     # --- retrieval and answers ------------------------------------------------------------
-    @_gated
     def search(
         self,
         collection: str,
@@ -298,6 +343,18 @@ class Pipeline:
         image: Image.Image | None = None,
         limit: int | None = None,
         flt: Filter | None = None,
+    ) -> list[Hit]:
+        with self._admission.run():
+            return self._search(collection, text, image, limit, flt)
+
+    @_gated
+    def _search(
+        self,
+        collection: str,
+        text: str | None,
+        image: Image.Image | None,
+        limit: int | None,
+        flt: Filter | None,
     ) -> list[Hit]:
         return self._retriever.search(collection, text, image, limit, flt)
 
@@ -328,8 +385,18 @@ class Pipeline:
         flt: Filter | None = None,
         limit: int | None = None,
     ) -> Answer:
-        hits = self._context(collection, question, image, history, flt, limit)
-        return self._generator.generate(question, hits, history, image)
+        with self._admission.admit():  # one place for the whole answer
+            hits = self._context(collection, question, image, history, flt, limit)
+            with self._generating():
+                return self._generator.generate(question, hits, history, image)
+
+    def _generating(self) -> contextlib.AbstractContextManager[None]:
+        """A run slot for generating here (extractive, a local VLM): CPU work like a
+        search's. A remote model's answer is a wait, not work: holding a slot for its
+        seconds would stall every search behind a few chats."""
+        if self.settings.generator.backend == "openai":
+            return contextlib.nullcontext()
+        return self._admission.run()
 
     def ask_stream(
         self,

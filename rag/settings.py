@@ -301,6 +301,18 @@ class ApiSettings(_Section):
     max_spool_bytes: int = 4 * 1024 * 1024 * 1024
     # Finished jobs (their state files) are pruned this many seconds after they end.
     job_retention: float = 7 * 24 * 3600.0
+    # Queries (searches, chats; REST and MCP together) served at once; past it a new
+    # one is refused at once with 429 and Retry-After instead of making every query
+    # slower. 0: no bound.
+    max_queue: int = 32
+    # Concurrent queries' encodes (text, CLIP, query-image OCR) and store queries are
+    # merged into one call per stage of at most max_batch items; while other queries are
+    # in flight a stage waits up to batch_wait_ms for more (a lone query never waits).
+    max_batch: int = 32
+    batch_wait_ms: float = 2.0
+    # Admitted queries that run at once (the rest wait their turn, blocked): their
+    # Python work shares the GIL, so more only slows each. 0: auto, 2 per core.
+    query_workers: int = 0
 
 
 class VideoSettings(_Section):

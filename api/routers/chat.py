@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Response
 
 from api import schemas as s
 from api import sse
 from api.deps import PrincipalDep, ServiceDep
 from api.errors import responses
-from api.routers import V1
+from api.routers import V1, json_response
 
 router = APIRouter(prefix=V1, tags=["chat"])
 
@@ -18,13 +17,14 @@ router = APIRouter(prefix=V1, tags=["chat"])
     "/chat/completions",
     response_model=s.ChatCompletion,
     responses={200: {"content": {"text/event-stream": {}}},
-               **responses(400, 404, 413, 415, 422, 502)},
+               **responses(400, 404, 413, 415, 422, 429, 502)},
 )
-def create_chat_completion(
+async def create_chat_completion(
     body: s.ChatCompletionRequest, service: ServiceDep, principal: PrincipalDep
-) -> s.ChatCompletion | StreamingResponse:
+) -> Response:
     """``model`` is the collection; the last user message (text and at most one image)
     is the question; ``stream: true`` answers as ``chat.completion.chunk`` events."""
     if body.stream:
-        return sse.chat_stream(service.chat_stream(body, principal))
-    return service.chat(body, principal)
+        return sse.chat_stream(await service.admitted(service.chat_stream, body, principal))
+    return json_response(await service.admitted(
+        lambda: service.chat(body, principal).model_dump_json()))

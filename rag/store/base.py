@@ -44,6 +44,11 @@ class VectorStore(Protocol):
         ``Hit.vectors`` (dense as list[float], sparse as SparseVector)."""
         ...
 
+    def query_batch(self, collection: str, requests: list[SearchRequest]) -> list[list[Hit]]:
+        """:meth:`query` for each request, in one engine call (concurrent searches are
+        batched by the pipeline); results in the same order."""
+        ...
+
     def scroll(
         self, collection: str, flt: Filter | None = None, batch: int = 256
     ) -> Iterator[Hit]:

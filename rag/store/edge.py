@@ -285,10 +285,28 @@ class EdgeStore(StoreBase):
 
     def query(self, collection: str, request: SearchRequest) -> list[Hit]:
         held = self._open(collection)
-        paths = clean_request(collection, held.spec, request)
+        engine_request = self._engine_request(collection, held.spec, request)
+        with self._use(collection, "query") as shard:
+            found = shard.query(engine_request)
+        return scored_hits(found, held.spec, request.with_vectors)
+
+    def query_batch(self, collection: str, requests: list[SearchRequest]) -> list[list[Hit]]:
+        """Several queries in one engine call: Edge plans them together (one pass over
+        the segments) and the shard's lock is taken once, not once per query."""
+        held = self._open(collection)
+        batch = qe.QueryBatchRequest(
+            [self._engine_request(collection, held.spec, r) for r in requests])
+        with self._use(collection, "query") as shard:
+            found = shard.query_batch(batch)
+        return [scored_hits(points, held.spec, r.with_vectors)
+                for points, r in zip(found, requests, strict=True)]
+
+    def _engine_request(self, collection: str, spec: CollectionSpec,
+                        request: SearchRequest) -> qe.QueryRequest:
+        paths = clean_request(collection, spec, request)
         engine_filter = _filter(translate(request.filter))
         if len(paths) == 1:
-            engine_request = qe.QueryRequest(
+            return qe.QueryRequest(
                 limit=request.limit,
                 query=_nearest(paths[0]),
                 params=self._params if paths[0].dense is not None else None,
@@ -296,27 +314,23 @@ class EdgeStore(StoreBase):
                 with_payload=True,
                 with_vector=request.with_vectors,
             )
-        else:
-            fusion: qe.Fusion.Rrf | qe.Fusion.Dbsf = (
-                qe.Fusion.Rrf(k=RRF_K) if request.fusion == "rrf" else qe.Fusion.Dbsf()
-            )
-            engine_request = qe.QueryRequest(
-                limit=request.limit,
-                # The filter goes into every prefetch too: filtering only the fused top
-                # would let non-matching points use up each path's prefetch limit.
-                prefetches=[
-                    qe.Prefetch(limit=p.limit, query=_nearest(p), filter=engine_filter,
-                                params=self._params if p.dense is not None else None)
-                    for p in paths
-                ],
-                query=fusion,  # type: ignore[arg-type]
-                filter=engine_filter,
-                with_payload=True,
-                with_vector=request.with_vectors,
-            )
-        with self._use(collection, "query") as shard:
-            found = shard.query(engine_request)
-        return scored_hits(found, held.spec, request.with_vectors)
+        fusion: qe.Fusion.Rrf | qe.Fusion.Dbsf = (
+            qe.Fusion.Rrf(k=RRF_K) if request.fusion == "rrf" else qe.Fusion.Dbsf()
+        )
+        return qe.QueryRequest(
+            limit=request.limit,
+            # The filter goes into every prefetch too: filtering only the fused top
+            # would let non-matching points use up each path's prefetch limit.
+            prefetches=[
+                qe.Prefetch(limit=p.limit, query=_nearest(p), filter=engine_filter,
+                            params=self._params if p.dense is not None else None)
+                for p in paths
+            ],
+            query=fusion,  # type: ignore[arg-type]
+            filter=engine_filter,
+            with_payload=True,
+            with_vector=request.with_vectors,
+        )
 
     def scroll(
         self, collection: str, flt: Filter | None = None, batch: int = 256

@@ -300,6 +300,39 @@ class QdrantStore(StoreBase):
                 )
         return scored_hits(response.points, spec, request.with_vectors)
 
+    def query_batch(self, collection: str, requests: list[SearchRequest]) -> list[list[Hit]]:
+        """Several queries in one call (``query_batch_points``): one round trip to a
+        server, one pass of the local engine's lock."""
+        spec = self.spec(collection)
+        batch = [self._query_request(collection, spec, r) for r in requests]
+        with self._call(collection, "query") as client:
+            responses = client.query_batch_points(collection, requests=batch)
+        return [scored_hits(resp.points, spec, r.with_vectors)
+                for resp, r in zip(responses, requests, strict=True)]
+
+    def _query_request(self, collection: str, spec: CollectionSpec,
+                       request: SearchRequest) -> models.QueryRequest:
+        """What :meth:`query` sends, as one request of a batch."""
+        paths = clean_request(collection, spec, request)
+        engine_filter = _filter(translate(request.filter))
+        if len(paths) == 1:
+            return models.QueryRequest(
+                query=_query_vector(paths[0]), using=paths[0].using, filter=engine_filter,
+                params=self._params if paths[0].dense is not None else None,
+                limit=request.limit, with_payload=True, with_vector=request.with_vectors,
+            )
+        fusion = models.Fusion.RRF if request.fusion == "rrf" else models.Fusion.DBSF
+        return models.QueryRequest(
+            prefetch=[
+                models.Prefetch(query=_query_vector(p), using=p.using, filter=engine_filter,
+                                limit=p.limit,
+                                params=self._params if p.dense is not None else None)
+                for p in paths
+            ],
+            query=models.FusionQuery(fusion=fusion), filter=engine_filter,
+            limit=request.limit, with_payload=True, with_vector=request.with_vectors,
+        )
+
     def scroll(
         self, collection: str, flt: Filter | None = None, batch: int = 256
     ) -> Iterator[Hit]:

@@ -504,6 +504,27 @@ class TestStoreContract:
         with pytest.raises(BadInput):
             search(filled, (TEXT, t((0, 1)), 10), flt=flt)
 
+    def test_query_batch_answers_each_request_as_query_does(self, filled: VectorStore) -> None:
+        """What concurrent searches get when the pipeline batches them: per request,
+        the same hits, scores and vectors as its own query, in request order."""
+        requests = [
+            SearchRequest(paths=[VectorQuery(TEXT, t((0, 1)), 10)], limit=3),
+            SearchRequest(paths=[VectorQuery(TEXT, t((2, 1)), 10),
+                                 VectorQuery(BM25, sp(t1=1.0), 10)], limit=10,
+                          filter=Filter(source_prefix="docs/a")),
+            SearchRequest(paths=[VectorQuery(TEXT, t((3, 1)), 10)], limit=2,
+                          fusion="dbsf", with_vectors=True),
+            SearchRequest(paths=[VectorQuery(TEXT, t((0, 1)), 10)], limit=3),
+        ]
+        batched = filled.query_batch(C, requests)
+        alone = [filled.query(C, r) for r in requests]
+        assert [[(h.id, round(h.score, 5)) for h in hits] for hits in batched] == [
+            [(h.id, round(h.score, 5)) for h in hits] for hits in alone]
+        assert batched[2][0].vectors.keys() == alone[2][0].vectors.keys() != set()
+        with pytest.raises(BadInput, match="'colour'"):
+            filled.query_batch(C, [requests[0], SearchRequest(
+                paths=[VectorQuery("colour", [1.0], 5)], limit=5)])
+
     def test_filter_applies_inside_each_prefetch(self, store: VectorStore) -> None:
         # The text point is nearest on both paths; with prefetch limit 1 a filter applied
         # only after fusion would leave nothing. Applied inside, the image point is found.
