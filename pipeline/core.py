@@ -117,7 +117,7 @@ class Pipeline:
 
     @functools.cached_property
     def _media(self) -> MediaStore:
-        return MediaStore(self.settings.data_path / "media")
+        return MediaStore(self.settings.media_path)
 
     @functools.cached_property
     def _ocr(self) -> OcrEngine | None:
@@ -155,7 +155,7 @@ class Pipeline:
     def _jobs(self) -> JobRunner:
         from pipeline.jobs import JobRunner, JobStore
 
-        return JobRunner(JobStore(self.settings.data_path / "jobs"), self._runner)
+        return JobRunner(JobStore(self.settings.jobs_path), self._runner)
 
     def _read_image(self, image: Image.Image) -> str:
         from rag.ocr import ocr_text

@@ -65,7 +65,7 @@ def prepare(
     # that citations and the VLM show (``ingest.store_page_images``).
     reader = open_document(name, data, ingest=ingest, ocr=ocr,
                            render_pages=visual or ingest.store_page_images)
-    media = MediaStore(settings.data_path / "media")
+    media = MediaStore(settings.media_path)
     encoded: list[tuple[str, bytes]] = []
     chunks: list[Chunk] = []
     chars = 0

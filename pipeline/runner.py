@@ -215,7 +215,12 @@ class IngestRunner:
         rebuild: bool = False,
     ) -> IngestReport:
         """Ingest ``items``; ``rebuild`` rewrites stored documents even when their bytes
-        and the text pipeline that wrote them are current."""
+        and the text pipeline that wrote them are current. With ``ingest.executor: ray``
+        the stages run on a Ray cluster (:mod:`pipeline.ray_executor`), same report."""
+        if self.settings.ingest.executor == "ray":
+            from pipeline.ray_executor import run_on_ray
+
+            return run_on_ray(self, collection, items, metadata, tenant, progress, rebuild)
         start = time.perf_counter()
         self.ensure(collection)
         report = IngestReport(collection, [FileResult(source=name) for name, _ in items])
