@@ -60,10 +60,10 @@ class StoreSettings(_Section):
     # created, so existing collections keep theirs). None: the server's defaults (one
     # shard, one copy). Shards spread a collection's points and its search work over
     # nodes; replicas keep a shard readable and writable when a node is lost.
-    shard_number: int | None = None
-    replication_factor: int | None = None
+    shard_number: int | None = Field(default=None, ge=1)
+    replication_factor: int | None = Field(default=None, ge=1)
     # Replicas that must acknowledge a write before it returns (<= replication_factor).
-    write_consistency_factor: int | None = None
+    write_consistency_factor: int | None = Field(default=None, ge=1)
     # Replicas asked on every read: a number, or "majority", "quorum", "all". None: any
     # one replica (fastest; may briefly miss a write still reaching the others).
     read_consistency: int | Literal["majority", "quorum", "all"] | None = None
