@@ -256,7 +256,7 @@ class _RayBatch(_Batch):
 
         dump = settings.model_dump()
         job = _Job(dump, self.geometry, self.metadata, self.tenant, self.visual,
-                   {t.index: (t.name, t.doc_id, t.read) for t in todo})
+                   {t.index: (t.name, t.doc_id, _shippable(ray, t.read)) for t in todo})
         names = {t.index: t.name for t in todo}
         by_index = {t.index: t for t in todo}
         gpus = _encoder_gpus(ray, settings)
@@ -301,6 +301,30 @@ class _RayBatch(_Batch):
         except Exception as exc:
             _fail(result, todo.name, exc)
         self.emit(todo.index, todo.name)
+
+
+class _Shipped:
+    """Bytes the driver read and put in Ray's object store, for a reader that cannot
+    travel (it holds a lock or a handle): the worker fetches them from there."""
+
+    def __init__(self, ref: Any) -> None:
+        self.ref = ref
+
+    def __call__(self) -> bytes:
+        import ray
+
+        data: bytes = ray.get(self.ref)
+        return data
+
+
+def _shippable(ray: Any, read: Callable[[], bytes]) -> Callable[[], bytes]:
+    """``read`` itself when it pickles (a path on a shared filesystem, a spooled upload:
+    the worker reads the file where it is), else its bytes through the object store."""
+    try:
+        ray.cloudpickle.dumps(read)
+    except Exception:
+        return _Shipped(ray.put(read()))
+    return read
 
 
 def _encoder_gpus(ray: Any, settings: Settings) -> float:
