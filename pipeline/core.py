@@ -155,8 +155,8 @@ class Pipeline:
     def _jobs(self) -> JobRunner:
         from pipeline.jobs import JobRunner, JobStore
 
-        return JobRunner(JobStore(self.settings.jobs_path), self._runner,
-                         shared=bool(self.settings.api.jobs_dir))
+        return JobRunner(JobStore(self.settings.jobs_path,
+                                  shared=bool(self.settings.api.jobs_dir)), self._runner)
 
     def _read_image(self, image: Image.Image) -> str:
         from rag.ocr import ocr_text

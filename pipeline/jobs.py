@@ -73,10 +73,8 @@ class JobRunner:
     stale_incoming_s = 3600.0
 
     def __init__(self, store: JobStore, runner: IngestRunner, workers: int = 1,
-                 retention_s: float | None = None, shared: bool = False) -> None:
+                 retention_s: float | None = None) -> None:
         self.store = store
-        #: Other processes use the same jobs folder (``api.jobs_dir``).
-        self.shared = shared
         self._claims: dict[str, Claim] = {}
         self.runner = runner
         self.retention_s = (runner.settings.api.job_retention if retention_s is None
@@ -114,7 +112,7 @@ class JobRunner:
         left unfinished, queue its spooled upload jobs again; the ids queued."""
         # Uploads a dead process was still receiving; in a shared folder only old ones
         # (another replica may be receiving one now).
-        self.store.purge_incoming(self.stale_incoming_s if self.shared else None)
+        self.store.purge_incoming(self.stale_incoming_s if self.store.shared else None)
         self.prune(full=True)
         resumed = []
         for found in self.store.unfinished():

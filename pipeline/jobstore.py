@@ -217,8 +217,13 @@ class Scan:
 class JobStore:
     """Job state as files in one folder, read as data (see the module's docstring)."""
 
-    def __init__(self, root: Path) -> None:
+    #: Shared folder: a temp file younger than this may be another process's save.
+    tmp_grace_s = 60.0
+
+    def __init__(self, root: Path, shared: bool = False) -> None:
         self.root = Path(root)
+        #: Other processes (API replicas) use this folder too (``api.jobs_dir``).
+        self.shared = shared
         self._lock = threading.Lock()
         self._reported: set[str] = set()
 
@@ -318,7 +323,8 @@ class JobStore:
         path = self._header(job.id)
         self.root.mkdir(parents=True, exist_ok=True)
         data = json.dumps(job.to_json()).encode()
-        tmp = path.with_name(f"{path.name}.{threading.get_ident()}.tmp")
+        # Unique per process and thread: replicas sharing the folder never collide.
+        tmp = path.with_name(f"{path.name}.{os.getpid()}{threading.get_ident()}.tmp")
         with self._lock:
             tmp.unlink(missing_ok=True)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -450,7 +456,10 @@ class JobStore:
                 pruned.append(job.id)
         if full:
             for name in found.leftovers:
-                (self.root / name).unlink(missing_ok=True)
+                st = _lstat(self.root / name)
+                if not self.shared or (st is not None
+                                       and st.st_mtime <= now - self.tmp_grace_s):
+                    (self.root / name).unlink(missing_ok=True)
             for job_id in found.claims - set(found.jobs):
                 claim = self.claim(job_id)
                 if claim is not None:  # no process is about to save this job
