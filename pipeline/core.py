@@ -24,6 +24,7 @@ from pipeline.gate import NoGate, StoreGate
 from rag.encoders import Encoders, build_encoders
 from rag.errors import BadInput, MmragError, NotFound
 from rag.media import MediaStore
+from rag.media_objects import open_media
 from rag.payload import RECORD, parse_media_key
 from rag.rerank import build_reranker
 from rag.retrieve import Retriever
@@ -117,7 +118,7 @@ class Pipeline:
 
     @functools.cached_property
     def _media(self) -> MediaStore:
-        return MediaStore(self.settings.media_path)
+        return open_media(self.settings)
 
     @functools.cached_property
     def _ocr(self) -> OcrEngine | None:

@@ -22,7 +22,7 @@ from ingest.chunking import chunk_page
 from ingest.loaders import open_document
 from ingest.points import lead_chunk
 from rag.errors import BadInput, LimitExceeded
-from rag.media import MediaStore
+from rag.media_objects import open_media
 from rag.ocr import OcrEngine, build_ocr
 from rag.payload import media_key
 from rag.settings import Settings, settings_from_dump
@@ -65,7 +65,7 @@ def prepare(
     # that citations and the VLM show (``ingest.store_page_images``).
     reader = open_document(name, data, ingest=ingest, ocr=ocr,
                            render_pages=visual or ingest.store_page_images)
-    media = MediaStore(settings.media_path)
+    media = open_media(settings)
     encoded: list[tuple[str, bytes]] = []
     chunks: list[Chunk] = []
     chars = 0

@@ -44,7 +44,7 @@ from ingest.points import document_leads, embed_chunks
 from pipeline.prepare import prepare
 from pipeline.report import FileResult, IngestReport, Progress, ProgressFn
 from pipeline.runner import FileItem, IngestRunner, _Batch, _fail
-from rag.errors import ConfigError, MmragError
+from rag.errors import ConfigError, MmragError, one_line
 from rag.settings import Settings, settings_from_dump
 
 if TYPE_CHECKING:
@@ -213,8 +213,8 @@ class _RayBatch(_Batch):
             later: list[tuple[int, FileItem]] = []
             for pos, (index, (name, read)) in enumerate(remaining):
                 if self.r.sources.cancelled(self.collection):
-                    self.cancel_rest([i for i, _ in remaining[pos:]], items)
-                    remaining = later = []
+                    self.cancel_rest([i for i, _ in remaining[pos:] + later], items)
+                    later = []
                     break
                 if self.progress:
                     self.progress(Progress(self.done, len(items), self.chunks, name))
@@ -274,16 +274,23 @@ class _RayBatch(_Batch):
             batch_size=_files_per_batch(settings), compute=ActorPoolStrategy(size=encoders),
             num_gpus=gpus, num_cpus=1)
         seen: set[int] = set()
-        for row in ds.iter_rows():
-            index = int(row["index"])
-            if index in seen:  # a retried block delivered twice: write it once
-                continue
-            seen.add(index)
-            self.write_row(by_index[index], str(row["error"]), bytes(row["blob"]))
+        why = "the cluster returned no result"
+        try:
+            for row in ds.iter_rows():
+                index = int(row["index"])
+                if index in seen:  # a retried block delivered twice: write it once
+                    continue
+                seen.add(index)
+                self.write_row(by_index[index], str(row["error"]), bytes(row["blob"]))
+        except Exception as exc:  # the pipeline itself failed (an actor could not start)
+            cause = getattr(exc, "cause", None)
+            why = (str(cause) if isinstance(cause, MmragError)
+                   else f"the cluster failed: {type(exc).__name__}: {one_line(exc)}")
+            log.error("the Ray pipeline failed: %s", why)
         for t in todo:  # never silently lost: a file Ray did not return is a failure
             if t.index not in seen:
                 _fail(self.report.files[t.index], t.name,
-                      MmragError(f"{t.name}: the cluster returned no result; ingest it again"))
+                      MmragError(f"{t.name}: not ingested: {why}; ingest it again"))
                 self.emit(t.index, t.name)
 
     def write_row(self, todo: _Todo, error: str, blob: bytes) -> None:
@@ -350,7 +357,7 @@ def run_on_ray(
 ) -> IngestReport:
     """:meth:`IngestRunner.run` with the stages on Ray; the same report."""
     start = time.perf_counter()
-    _ray()  # a clear error before anything is touched when Ray is missing
+    connect(runner.settings)  # Ray missing or the cluster unreachable: say so first
     runner.ensure(collection)
     report = IngestReport(collection, [FileResult(source=name) for name, _ in items])
     clip = runner.encoders.clip

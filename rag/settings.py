@@ -67,9 +67,10 @@ class StoreSettings(_Section):
     # Replicas asked on every read: a number, or "majority", "quorum", "all". None: any
     # one replica (fastest; may briefly miss a write still reaching the others).
     read_consistency: int | Literal["majority", "quorum", "all"] | None = None
-    # Where page images and pictures are kept; empty: <data_dir>/media. Point it at a
-    # path every ingest worker and API replica sees (an NFS or object-storage mount) when
-    # ingest runs on a cluster.
+    # Where page images and pictures are kept; empty: <data_dir>/media. On a cluster, a
+    # folder every ingest worker and API replica sees (NFS, CephFS), or an object store
+    # URL such as s3://bucket/media (`pip install 'mmrag[s3]'`; credentials and endpoint
+    # from the usual AWS_* environment).
     media_dir: str = ""
 
 
