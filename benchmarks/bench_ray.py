@@ -54,7 +54,9 @@ def ingest(data: Path, corpus: Path, models: Path, executor: str) -> tuple[float
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--copies", type=int, default=3)
-    ap.add_argument("--nodes", default="1,2,3")
+    ap.add_argument("--nodes", default="1,2,3", help="simulated cluster sizes ('' for none)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="local and ray runs, alternating which goes first (noise check)")
     args = ap.parse_args()
     import ray
     from ray.cluster_utils import Cluster
@@ -70,17 +72,22 @@ def main() -> None:
         # Warm: the ONNX export and OS caches, so neither side pays them.
         ingest(tmpd / "warm", ROOT / "examples" / "corpus", models, "local")
 
-        local_s, report, pages = ingest(tmpd / "local", corpus, models, "local")
-        rows.append((f"local executor ({cores} workers), {files} files, {pages} pages",
-                     f"{local_s:.1f} s, {files / local_s:.2f} files/s"))
         ray.init(num_cpus=cores + 1, include_dashboard=False, log_to_driver=False,
                  object_store_memory=300 * MB)
-        ray_s, _, _ = ingest(tmpd / "ray", corpus, models, "ray")
+        for r in range(args.rounds):
+            timed: dict[str, float] = {}
+            for executor in (("ray", "local") if r % 2 else ("local", "ray")):
+                seconds, report, pages = ingest(tmpd / f"{executor}{r}", corpus, models,
+                                                executor)
+                timed[executor] = seconds
+            local_s, ray_s = timed["local"], timed["ray"]
+            rows.append((f"round {r + 1}: local executor ({cores} workers), {files} files, "
+                         f"{pages} pages", f"{local_s:.1f} s, {files / local_s:.2f} files/s"))
+            rows.append((f"round {r + 1}: ray executor, one machine ({cores + 1} logical "
+                         "CPUs)", f"{ray_s:.1f} s, {files / ray_s:.2f} files/s "
+                         f"({ray_s / local_s:.2f}x local)"))
         ray.shutdown()
-        rows.append((f"ray executor, one machine ({cores + 1} logical CPUs)",
-                     f"{ray_s:.1f} s, {files / ray_s:.2f} files/s "
-                     f"({ray_s / local_s:.2f}x local)"))
-        for k in [int(n) for n in args.nodes.split(",")]:
+        for k in [int(n) for n in args.nodes.split(",") if n]:
             cluster = Cluster(initialize_head=True, head_node_args={
                 "num_cpus": 0, "object_store_memory": 150 * MB, "include_dashboard": False})
             for _ in range(k):

@@ -56,9 +56,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("mmrag.ray")
 
 #: Memory each prepare task reserves, so a node never takes more files at once than its
-#: memory holds: a Ray worker running prepare peaked at 1.2 GiB on the example corpus
-#: (its OCR engine and buffers; Ray Data's own check asked for 1.5).
-PREPARE_MEMORY = 1536 * 1024 * 1024
+#: memory holds: a Ray worker running prepare (its OCR engine, Python, Ray's own share)
+#: peaked at 1.2 GiB on the example corpus and 1.9 GiB on it twice over.
+PREPARE_MEMORY = 2048 * 1024 * 1024
 
 INSTALL = "the ray executor needs Ray: pip install 'mmrag[ray]' (or set ingest.executor: local)"
 
