@@ -144,6 +144,10 @@ class Pipeline:
         runner = IngestRunner(self.settings, self._store, self._encoders, self._media, self._ocr,
                               self._records, self._locks)
         runner.between_files = self._gate.let_waiters_in
+        if self.settings.ingest.executor == "ray":  # where the stages run is ours to pick
+            from pipeline.ray_executor import run_on_ray
+
+            runner.executor = run_on_ray
         return runner
 
     @functools.cached_property
