@@ -13,13 +13,17 @@ COPY api api
 COPY cli cli
 COPY mcpserver mcpserver
 # A plain (non-editable) install: the image runs the installed package, not /src.
-RUN pip install . && rm -rf /src
+# MMRAG_EXTRAS="[ray]" adds Ray (docker-compose.cluster.yml builds it so).
+ARG MMRAG_EXTRAS=""
+RUN pip install ".${MMRAG_EXTRAS}" && rm -rf /src
 # mmrag runs as an unprivileged user with a fixed uid (volumes and orchestrators can
 # name it), owning only its data dir; /data is private (0700) like every mmrag data dir,
 # and a new named volume mounted there copies that owner and mode.
 RUN groupadd --system --gid 10001 mmrag \
     && useradd --system --uid 10001 --gid 10001 --home-dir /app --shell /usr/sbin/nologin mmrag \
-    && mkdir -p /data /app && chown 10001:10001 /data /app && chmod 700 /data
+    && mkdir -p /data /app /shared/media /shared/jobs \
+    && chown 10001:10001 /data /app /shared/media /shared/jobs \
+    && chmod 700 /data /shared/media /shared/jobs
 ENV MMRAG_DATA_DIR=/data
 USER 10001:10001
 WORKDIR /app

@@ -28,6 +28,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = args.data_dir
+    ingest = {k: v for k, v in (("executor", getattr(args, "executor", None)),
+                                ("ray_address", getattr(args, "ray_address", None))) if v}
+    if ingest:
+        overrides["ingest"] = ingest
     return load_settings(args.profile, overrides=overrides)
 
 

@@ -186,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rebuild", action="store_true",
                    help="write stored documents again even when their bytes and the text "
                    "pipeline that wrote them are current (a stale one is rebuilt anyway)")
+    p.add_argument("--executor", choices=("local", "ray"), default=None,
+                   help="where the stages run: this machine (default) or a Ray cluster "
+                   "(ingest.executor; needs `pip install 'mmrag[ray]'`)")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="the Ray cluster to join ('auto', 'ray://head:10001'; default "
+                   "$RAY_ADDRESS, else a private one on this machine)")
     common_options(p)
     p.set_defaults(func=cmd_ingest)
 

@@ -28,6 +28,7 @@ from pipeline.gate import NoGate, StoreGate
 from rag.encoders import Encoders, build_encoders
 from rag.errors import BadInput, MmragError, NotFound
 from rag.media import MediaStore
+from rag.media_objects import open_media
 from rag.payload import RECORD, media_doc_id
 from rag.rerank import build_reranker
 from rag.retrieve import Retriever
@@ -121,7 +122,7 @@ class Pipeline:
 
     @functools.cached_property
     def _media(self) -> MediaStore:
-        return MediaStore(self.settings.data_path / "media")
+        return open_media(self.settings)
 
     @functools.cached_property
     def _ocr(self) -> OcrEngine | None:
@@ -164,6 +165,10 @@ class Pipeline:
         runner = IngestRunner(self.settings, self._store, self._encoders, self._media, self._ocr,
                               self._records, self._locks)
         runner.between_files = self._gate.let_waiters_in
+        if self.settings.ingest.executor == "ray":  # where the stages run is ours to pick
+            from pipeline.ray_executor import run_on_ray
+
+            runner.executor = run_on_ray
         return runner
 
     @functools.cached_property
@@ -176,7 +181,8 @@ class Pipeline:
     def _jobs(self) -> JobRunner:
         from pipeline.jobs import JobRunner, JobStore
 
-        return JobRunner(JobStore(self.settings.data_path / "jobs"), self._runner)
+        return JobRunner(JobStore(self.settings.jobs_path,
+                                  shared=bool(self.settings.api.jobs_dir)), self._runner)
 
     def _read_image(self, image: Image.Image) -> str:
         from rag.ocr import ocr_text

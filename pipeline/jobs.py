@@ -13,7 +13,12 @@ so:
   folder must never make a starting server read it;
 - ``GET /v1/jobs/{id}`` answers for jobs a previous process ran, until they are pruned
   ``api.job_retention`` seconds after they finished (at start and, at most once a
-  minute, when a job finishes).
+  minute, when a job finishes);
+- several processes (API replicas) may share one jobs folder (``api.jobs_dir`` on a
+  shared filesystem): each job is run by the one process that holds its claim (an
+  ``flock``, :class:`pipeline.jobstore.Claim`), any of them answers for any job from
+  the folder, and a job whose process died is free to be resumed by the next one that
+  starts.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from pipeline.jobstate import (
     requeue,
     start,
 )
-from pipeline.jobstore import JobLog, JobStore
+from pipeline.jobstore import Claim, JobLog, JobStore
 from pipeline.runner import IngestRunner, Progress
 from rag.errors import MmragError, one_line
 
@@ -64,9 +69,13 @@ class JobRunner:
     #: Seconds between two retention passes triggered by finishing jobs.
     prune_every_s = 60.0
 
+    #: Shared jobs folder: uploads untouched this long are a dead replica's (at start).
+    stale_incoming_s = 3600.0
+
     def __init__(self, store: JobStore, runner: IngestRunner, workers: int = 1,
                  retention_s: float | None = None) -> None:
         self.store = store
+        self._claims: dict[str, Claim] = {}
         self.runner = runner
         self.retention_s = (runner.settings.api.job_retention if retention_s is None
                             else retention_s)
@@ -80,11 +89,19 @@ class JobRunner:
 
     def submit(self, job: Job) -> Job:
         """Queue a job whose files are already in its spool directory."""
+        claim = self.store.claim(job.id)
+        if claim is None:  # a new id is never held: only a resume can race another process
+            return job
+        return self._queue(job, claim)
+
+    def _queue(self, job: Job, claim: Claim) -> Job:
         self.store.save(job)
         with self._lock:
+            self._claims[job.id] = claim
             if self._closed:
                 cancel(job, "cancelled: the server is shutting down")
                 self.store.save(job)
+                self._claims.pop(job.id).release(final=True)
                 return job
             self._jobs[job.id] = job
             self._live[job.id] = self._executor.submit(self._run, job)
@@ -93,23 +110,37 @@ class JobRunner:
     def resume(self) -> list[str]:
         """At start: prune what is past retention, fail the path jobs a previous process
         left unfinished, queue its spooled upload jobs again; the ids queued."""
-        self.store.purge_incoming()  # uploads a dead process was still receiving
+        # Uploads a dead process was still receiving; in a shared folder only old ones
+        # (another replica may be receiving one now).
+        self.store.purge_incoming(self.stale_incoming_s if self.store.shared else None)
         self.prune(full=True)
         resumed = []
-        for job in self.store.unfinished():
+        for found in self.store.unfinished():
             with self._lock:
-                if job.id in self._live:
+                if found.id in self._live:
                     continue
+            claim = self.store.claim(found.id)
+            if claim is None:  # another live process runs it
+                continue
+            try:
+                job = self.store.load(found.id)  # as it is now that it is ours
+            except (OSError, ValueError):
+                claim.release()
+                continue
+            if job.final:
+                claim.release(final=True)
+                continue
             if job.base_dir is not None:
                 log.warning("ingest job %s read files in %s; not resumed after a restart",
                             job.id, job.base_dir)
                 fail(job, RESTARTED)
                 self.store.finish(job)
                 self.store.drop_spool(job)
+                claim.release(final=True)
                 continue
             requeue(job)
             log.info("resuming ingest job %s (%d files)", job.id, len(job.files))
-            self.submit(job)
+            self._queue(job, claim)
             resumed.append(job.id)
         return resumed
 
@@ -179,6 +210,9 @@ class JobRunner:
             with self._lock:
                 self._live.pop(job.id, None)
                 self._jobs.pop(job.id, None)
+                claim = self._claims.pop(job.id, None)
+            if claim is not None:
+                claim.release(final=job.final)
             if job.final:
                 for listener in self.listeners:
                     try:
@@ -194,3 +228,6 @@ class JobRunner:
         with self._lock:
             self._live.clear()
             self._jobs.clear()
+            claims, self._claims = list(self._claims.values()), {}
+        for claim in claims:  # queued jobs stay queued on disk, free for any process
+            claim.release()

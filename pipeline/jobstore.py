@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import logging
 import os
@@ -36,7 +37,7 @@ import shutil
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,48 @@ INCOMING = "incoming"
 _TMP = re.compile(r"([0-9a-f]{32})\.json\.\d+\.tmp")
 _JSON = re.compile(r"([0-9a-f]{32})\.json")
 _LOG = re.compile(r"([0-9a-f]{32})\.log")
+_CLAIM = re.compile(r"([0-9a-f]{32})\.lock")
+
+
+class Claim:
+    """A process's hold on one job (an ``flock`` on ``<id>.lock``): while it is held no
+    other process sharing the jobs folder runs or resumes the job, and it goes when the
+    process does, ``kill -9`` included, so a dead replica's jobs become free to resume."""
+
+    def __init__(self, fd: int, path: Path) -> None:
+        self._fd: int | None = fd
+        self.path = path
+
+    def release(self, final: bool = False) -> None:
+        """Let go; ``final``: the job has ended, so its lock file goes too (removed while
+        held: whoever opens the name later locks a new file, finds the job final and
+        lets go in turn)."""
+        if self._fd is not None:
+            if final:
+                self.path.unlink(missing_ok=True)
+            os.close(self._fd)  # closing the file releases the lock
+            self._fd = None
+
+
+class SpoolReader:
+    """Reads one spooled upload (a picklable reader: a Ray worker that sees the shared
+    jobs folder reads the file there instead of getting its bytes from the driver)."""
+
+    def __init__(self, root: Path, job_id: str, index: int, name: str,
+                 max_bytes: int | None) -> None:
+        self.root, self.job_id, self.index, self.name = root, job_id, index, name
+        self.max_bytes = max_bytes
+
+    def __call__(self) -> bytes:
+        try:
+            return _read_regular(self.root, self.job_id, "files", f"{self.index:05d}",
+                                 max_bytes=self.max_bytes)
+        except LimitExceeded as exc:
+            raise LimitExceeded(f"{self.name}: {exc}") from None
+        except OSError as exc:
+            raise NotFound(
+                f"{self.name}: the spooled upload is gone or not a plain file "
+                f"({exc.strerror or exc})") from exc
 
 
 # --- files opened without following links --------------------------------------------------
@@ -168,13 +211,19 @@ class Scan:
     logs: set[str] = field(default_factory=set)
     leftovers: list[str] = field(default_factory=list)  # our own temp files
     foreign: dict[str, str] = field(default_factory=dict)  # name -> why it is ignored
+    claims: set[str] = field(default_factory=set)
 
 
 class JobStore:
     """Job state as files in one folder, read as data (see the module's docstring)."""
 
-    def __init__(self, root: Path) -> None:
+    #: Shared folder: a temp file younger than this may be another process's save.
+    tmp_grace_s = 60.0
+
+    def __init__(self, root: Path, shared: bool = False) -> None:
         self.root = Path(root)
+        #: Other processes (API replicas) use this folder too (``api.jobs_dir``).
+        self.shared = shared
         self._lock = threading.Lock()
         self._reported: set[str] = set()
 
@@ -193,6 +242,23 @@ class JobStore:
 
     def _log(self, job_id: str) -> Path:
         return self.root / f"{self._check(job_id)}.log"
+
+    def _claim_path(self, job_id: str) -> Path:
+        return self.root / f"{self._check(job_id)}.lock"
+
+    # --- claims: which process runs a job (several API replicas, one jobs folder) ------
+
+    def claim(self, job_id: str) -> Claim | None:
+        """Hold ``job_id`` for this process, or None when another process holds it."""
+        path = self._claim_path(job_id)
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return None
+        return Claim(fd, path)
 
     # --- new jobs ------------------------------------------------------------------------
 
@@ -228,17 +294,27 @@ class JobStore:
         Path(spool).rename(dest)
         return job
 
-    def purge_incoming(self) -> None:
+    def purge_incoming(self, older_than_s: float | None = None) -> None:
         """Remove uploads a dead process was still receiving (a link there is unlinked,
-        never followed)."""
+        never followed). ``older_than_s``: only those untouched that long (a jobs folder
+        shared by several replicas, where another one may be receiving right now)."""
         incoming = self.root / INCOMING
         st = _lstat(incoming)
         if st is None:
             return
-        if stat.S_ISDIR(st.st_mode):
+        if not stat.S_ISDIR(st.st_mode):
+            incoming.unlink(missing_ok=True)
+        elif older_than_s is None:
             shutil.rmtree(incoming, ignore_errors=True)
         else:
-            incoming.unlink(missing_ok=True)
+            cutoff = time.time() - older_than_s
+            for entry in os.scandir(incoming):
+                if self._newest_mtime(Path(entry.path)) <= cutoff:
+                    path = Path(entry.path)
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        path.unlink(missing_ok=True)
 
     # --- state -----------------------------------------------------------------------------
 
@@ -247,7 +323,8 @@ class JobStore:
         path = self._header(job.id)
         self.root.mkdir(parents=True, exist_ok=True)
         data = json.dumps(job.to_json()).encode()
-        tmp = path.with_name(f"{path.name}.{threading.get_ident()}.tmp")
+        # Unique per process and thread: replicas sharing the folder never collide.
+        tmp = path.with_name(f"{path.name}.{os.getpid()}{threading.get_ident()}.tmp")
         with self._lock:
             tmp.unlink(missing_ok=True)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -316,6 +393,8 @@ class JobStore:
                 found.jobs[m.group(1)] = st
             elif regular and (m := _LOG.fullmatch(name)):
                 found.logs.add(m.group(1))
+            elif regular and (m := _CLAIM.fullmatch(name)):
+                found.claims.add(m.group(1))
             elif regular and _TMP.fullmatch(name):
                 found.leftovers.append(name)
             elif folder and is_job_id(name):
@@ -373,10 +452,19 @@ class JobStore:
                 self.drop_spool(job)
                 self._log(job.id).unlink(missing_ok=True)
                 self._header(job.id).unlink(missing_ok=True)
+                self._claim_path(job.id).unlink(missing_ok=True)  # final: nobody holds it
                 pruned.append(job.id)
         if full:
             for name in found.leftovers:
-                (self.root / name).unlink(missing_ok=True)
+                st = _lstat(self.root / name)
+                if not self.shared or (st is not None
+                                       and st.st_mtime <= now - self.tmp_grace_s):
+                    (self.root / name).unlink(missing_ok=True)
+            for job_id in found.claims - set(found.jobs):
+                claim = self.claim(job_id)
+                if claim is not None:  # no process is about to save this job
+                    self._claim_path(job_id).unlink(missing_ok=True)
+                    claim.release()
             for job_id in found.spools - set(found.jobs):
                 if self._newest_mtime(self.root / job_id) <= cutoff:
                     log.info("removing the spool of job %s: no job state names it", job_id)
@@ -404,22 +492,8 @@ class JobStore:
         """The job's files, read back from the spool in the order they were uploaded,
         never through a link; one over ``max_bytes`` fails by its size, unread."""
         job_id = self._check(job.id)
-
-        def reader(index: int, name: str) -> Callable[[], bytes]:
-            def read() -> bytes:
-                try:
-                    return _read_regular(self.root, job_id, "files", f"{index:05d}",
-                                         max_bytes=max_bytes)
-                except LimitExceeded as exc:
-                    raise LimitExceeded(f"{name}: {exc}") from None
-                except OSError as exc:
-                    raise NotFound(
-                        f"{name}: the spooled upload is gone or not a plain file "
-                        f"({exc.strerror or exc})") from exc
-
-            return read
-
-        return [(f.source, reader(i, f.source)) for i, f in enumerate(job.files)]
+        return [(f.source, SpoolReader(self.root, job_id, i, f.source, max_bytes))
+                for i, f in enumerate(job.files)]
 
     def drop_spool(self, job: Job) -> None:
         self._remove_spool(job.id)

@@ -23,7 +23,7 @@ from ingest.loaders import open_document
 from ingest.loaders.sniff import MEDIA_MIMES
 from ingest.points import lead_chunk
 from rag.errors import BadInput, LimitExceeded
-from rag.media import MediaStore
+from rag.media_objects import open_media
 from rag.ocr import OcrEngine, build_ocr
 from rag.payload import media_key
 from rag.settings import Settings, settings_from_dump
@@ -71,7 +71,7 @@ def prepare(
     reader = open_document(name, data, ingest=ingest, ocr=ocr,
                            render_pages=visual or ingest.store_page_images,
                            video=settings.video, transcriber=transcriber)
-    media = MediaStore(settings.data_path / "media")
+    media = open_media(settings)
     encoded: list[tuple[str, bytes]] = []
     chunks: list[Chunk] = []
     chars = 0

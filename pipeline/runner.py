@@ -50,6 +50,11 @@ FileItem = tuple[str, Callable[[], bytes]]
 
 HIDDEN = (".", "~$")
 
+#: Another way to run a batch (:func:`pipeline.ray_executor.run_on_ray`): the runner, the
+#: collection, the files, metadata, tenant, progress, rebuild; the same report.
+Executor = Callable[["IngestRunner", str, list[FileItem], "dict[str, Any] | None",
+                     "str | None", "ProgressFn | None", bool], IngestReport]
+
 
 def iter_paths(paths: Iterable[str | os.PathLike[str]]) -> Iterator[str]:
     """Files under the given files and folders, recursively, sorted, as the source names
@@ -198,6 +203,8 @@ class IngestRunner:
         self.sources = locks or WriteLocks()
         #: Called between files; the pipeline uses it to let other processes at the store.
         self.between_files: Callable[[], None] | None = None
+        #: Runs :meth:`run` elsewhere (a Ray cluster); None: this process and its pool.
+        self.executor: Executor | None = None
 
     def spec(self) -> CollectionSpec:
         return CollectionSpec(dense=self.encoders.dense_dims(), sparse=self.encoders.sparse_names())
@@ -215,7 +222,11 @@ class IngestRunner:
         rebuild: bool = False,
     ) -> IngestReport:
         """Ingest ``items``; ``rebuild`` rewrites stored documents even when their bytes
-        and the text pipeline that wrote them are current."""
+        and the text pipeline that wrote them are current. With an :attr:`executor` set
+        (the pipeline sets :mod:`pipeline.ray_executor`'s for ``ingest.executor: ray``)
+        the stages run there instead, with this runner's decisions and writes."""
+        if self.executor is not None:
+            return self.executor(self, collection, items, metadata, tenant, progress, rebuild)
         start = time.perf_counter()
         self.ensure(collection)
         report = IngestReport(collection, [FileResult(source=name) for name, _ in items])

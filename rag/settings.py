@@ -56,6 +56,22 @@ class StoreSettings(_Section):
     # 384-d vectors (benchmarks/bench_quantization.py). Raise it for million-point
     # collections: on 1M structured vectors 128 gave recall@10 0.53, 256 gave 0.70.
     hnsw_ef: int = 128
+    # A Qdrant cluster (qdrant backend, server mode; applied when a collection is
+    # created, so existing collections keep theirs). None: the server's defaults (one
+    # shard, one copy). Shards spread a collection's points and its search work over
+    # nodes; replicas keep a shard readable and writable when a node is lost.
+    shard_number: int | None = Field(default=None, ge=1)
+    replication_factor: int | None = Field(default=None, ge=1)
+    # Replicas that must acknowledge a write before it returns (<= replication_factor).
+    write_consistency_factor: int | None = Field(default=None, ge=1)
+    # Replicas asked on every read: a number, or "majority", "quorum", "all". None: any
+    # one replica (fastest; may briefly miss a write still reaching the others).
+    read_consistency: int | Literal["majority", "quorum", "all"] | None = None
+    # Where page images and pictures are kept; empty: <data_dir>/media. On a cluster, a
+    # folder every ingest worker and API replica sees (NFS, CephFS), or an object store
+    # URL such as s3://bucket/media (`pip install 'mmrag[s3]'`; credentials and endpoint
+    # from the usual AWS_* environment).
+    media_dir: str = ""
 
 
 # Where a model runs: "auto" picks CUDA when torch sees a GPU, else Apple's MPS, else the
@@ -194,6 +210,18 @@ class IngestSettings(_Section):
     # source removes it; younger ones may be another process still writing (several
     # writers on one Qdrant server) and are left alone.
     stale_write_s: float = 3600.0
+    # Who runs the stages: "local" (this process and its worker pool) or "ray" (a Ray
+    # Data pipeline on a cluster: `pip install 'mmrag[ray]'`). Same report, same records.
+    executor: Literal["local", "ray"] = "local"
+    # The Ray cluster to join: an address ("ray://head:10001", "head:6379"), "auto" (a
+    # cluster already running on this machine), or empty: $RAY_ADDRESS if set, else a
+    # private single-machine Ray started for this process.
+    ray_address: str = ""
+    # Encoder actors (each loads the models once and embeds batches of files); 0: one per
+    # GPU in the cluster, else one.
+    ray_encoders: int = 0
+    # GPUs each encoder actor takes; -1: one when the cluster has GPUs, else none.
+    ray_encoder_gpus: float = -1.0
 
 
 class CrossEncoderRerankSettings(_Section):
@@ -313,6 +341,10 @@ class ApiSettings(_Section):
     # Admitted queries that run at once (the rest wait their turn, blocked): their
     # Python work shares the GIL, so more only slows each. 0: auto, 2 per core.
     query_workers: int = 0
+    # Where job state and spooled uploads live; empty: <data_dir>/jobs. Several API
+    # replicas pointed at one shared folder (NFS, a shared volume) answer for each
+    # other's jobs; a running job is claimed by its replica with a lock on that folder.
+    jobs_dir: str = ""
 
 
 class VideoSettings(_Section):
@@ -386,6 +418,18 @@ class Settings(BaseSettings):
     @property
     def data_path(self) -> Path:
         return self.data_dir.expanduser()
+
+    @property
+    def media_path(self) -> Path:
+        """Pictures and page renders: ``store.media_dir``, or ``media/`` in the data dir."""
+        custom = self.store.media_dir
+        return Path(custom).expanduser() if custom else self.data_path / "media"
+
+    @property
+    def jobs_path(self) -> Path:
+        """Job state and spooled uploads: ``api.jobs_dir``, or ``jobs/`` in the data dir."""
+        custom = self.api.jobs_dir
+        return Path(custom).expanduser() if custom else self.data_path / "jobs"
 
 
 class _DictSource(PydanticBaseSettingsSource):

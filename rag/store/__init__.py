@@ -20,12 +20,14 @@ def _edge(settings: Settings) -> VectorStore:
 
 
 def _qdrant(settings: Settings) -> VectorStore:
-    from rag.store.qdrant import QdrantStore
+    from rag.store.qdrant import Cluster, QdrantStore
 
     s = settings.store
+    cluster = Cluster(s.shard_number, s.replication_factor, s.write_consistency_factor,
+                      s.read_consistency)
     return QdrantStore(url=s.url, path=s.path, api_key=s.api_key, prefer_grpc=s.prefer_grpc,
                        quantization=s.quantization, oversampling=s.oversampling,
-                       hnsw_ef=s.hnsw_ef)
+                       hnsw_ef=s.hnsw_ef, cluster=cluster)
 
 
 BACKENDS: dict[str, Callable[[Settings], VectorStore]] = {"edge": _edge, "qdrant": _qdrant}

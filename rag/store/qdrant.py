@@ -23,6 +23,7 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from qdrant_client import QdrantClient, models
@@ -59,6 +60,25 @@ from rag.types import CollectionSpec, Filter, Hit, Point, SearchRequest
 assert RRF_K == 2, "FusionQuery(RRF) uses the engine's default constant, 2"
 
 LOCAL_MEMORY = ":memory:"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """How a collection spreads over a Qdrant cluster (``store.shard_number`` etc.): sent
+    when a collection is created, and ``read_consistency`` with every read. None leaves
+    the server's default. Tenants are payload partitions, not shard keys: the ``tenant``
+    payload key has a keyword index with ``is_tenant`` (see :meth:`QdrantStore.ensure`)."""
+
+    shard_number: int | None = None
+    replication_factor: int | None = None
+    write_consistency_factor: int | None = None
+    read_consistency: int | str | None = None
+
+    def consistency(self) -> models.ReadConsistency | None:
+        value = self.read_consistency
+        if value is None or isinstance(value, int):
+            return value
+        return models.ReadConsistencyType(value)
 
 
 def _condition(cond: MatchAnyOf | NumberEquals) -> models.FieldCondition:
@@ -121,8 +141,12 @@ class QdrantStore(StoreBase):
         quantization: str = "none",
         oversampling: float = 2.0,
         hnsw_ef: int = 128,
+        cluster: Cluster | None = None,
     ) -> None:
         self.quantization = quantization
+        # Sharding and replication are a server's; local mode is one process, no copies.
+        self.cluster = cluster if cluster is not None and not (
+            path is not None or url == LOCAL_MEMORY) else Cluster()
         # Local mode searches exactly (and warns about params); a server rescores.
         self._params = None if (path is not None or url == LOCAL_MEMORY) else models.SearchParams(
             hnsw_ef=hnsw_ef,
@@ -213,6 +237,9 @@ class QdrantStore(StoreBase):
                 scalar=models.ScalarQuantizationConfig(
                     type=models.ScalarType.INT8, quantile=0.99, always_ram=True)
             ) if self.quantization == "int8" else None,
+            shard_number=self.cluster.shard_number,
+            replication_factor=self.cluster.replication_factor,
+            write_consistency_factor=self.cluster.write_consistency_factor,
         )
 
     def spec(self, collection: str) -> CollectionSpec:
@@ -275,6 +302,7 @@ class QdrantStore(StoreBase):
                     limit=request.limit,
                     with_payload=True,
                     with_vectors=request.with_vectors,
+                    consistency=self.cluster.consistency(),
                 )
             else:
                 fusion = models.Fusion.RRF if request.fusion == "rrf" else models.Fusion.DBSF
@@ -297,6 +325,7 @@ class QdrantStore(StoreBase):
                     limit=request.limit,
                     with_payload=True,
                     with_vectors=request.with_vectors,
+                    consistency=self.cluster.consistency(),
                 )
         return scored_hits(response.points, spec, request.with_vectors)
 
@@ -352,6 +381,7 @@ class QdrantStore(StoreBase):
                     offset=offset,
                     with_payload=True,
                     with_vectors=False,
+                    consistency=self.cluster.consistency(),
                 )
 
         return paged_hits(fetch)
@@ -404,4 +434,4 @@ class QdrantStore(StoreBase):
                 yield client
 
 
-__all__ = ["QdrantStore"]
+__all__ = ["Cluster", "QdrantStore"]
