@@ -226,7 +226,7 @@ class Pipeline:
         they are current (``mmrag ingest --rebuild``)."""
         from pipeline.runner import file_items
 
-        items = file_items(paths, self.settings.ingest.max_file_bytes)
+        items = file_items(paths)
         return self._runner.run(collection, items, metadata=metadata, progress=progress,
                                 rebuild=rebuild)
 

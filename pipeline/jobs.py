@@ -185,7 +185,7 @@ class JobRunner:
                     job.files[p.index] = p.result
                     writer.append(p.index, p.result, job.files_done, job.chunks)
 
-            items = self.store.items(job, self.runner.settings.ingest.max_file_bytes)
+            items = self.store.items(job)
             report = self.runner.run(
                 job.collection, items, metadata=job.metadata,
                 progress=on_progress, rebuild=job.rebuild,

@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ingest.blob import FileBlob
 from pipeline.jobstate import (
     BadJobState,
     Job,
@@ -52,7 +53,7 @@ from pipeline.jobstate import (
 )
 from pipeline.report import FileResult
 from pipeline.runner import FileItem, file_reader
-from rag.errors import LimitExceeded, NotFound
+from rag.errors import NotFound
 
 log = logging.getLogger("mmrag.jobs")
 
@@ -84,24 +85,24 @@ class Claim:
 
 
 class SpoolReader:
-    """Reads one spooled upload (a picklable reader: a Ray worker that sees the shared
-    jobs folder reads the file there instead of getting its bytes from the driver)."""
+    """One spooled upload (picklable: a Ray worker that sees the shared jobs folder
+    reads the file there instead of getting its bytes from the driver). It returns a
+    :class:`~ingest.blob.FileBlob` that opens the file below the jobs folder without
+    following a link at any step, each time it is read."""
 
-    def __init__(self, root: Path, job_id: str, index: int, name: str,
-                 max_bytes: int | None) -> None:
+    def __init__(self, root: Path, job_id: str, index: int, name: str) -> None:
         self.root, self.job_id, self.index, self.name = root, job_id, index, name
-        self.max_bytes = max_bytes
 
-    def __call__(self) -> bytes:
+    def open_fd(self) -> int:
         try:
-            return _read_regular(self.root, self.job_id, "files", f"{self.index:05d}",
-                                 max_bytes=self.max_bytes)
-        except LimitExceeded as exc:
-            raise LimitExceeded(f"{self.name}: {exc}") from None
+            return _open_below(self.root, self.job_id, "files", f"{self.index:05d}")
         except OSError as exc:
             raise NotFound(
                 f"{self.name}: the spooled upload is gone or not a plain file "
                 f"({exc.strerror or exc})") from exc
+
+    def __call__(self) -> FileBlob:
+        return FileBlob(self.name, self.open_fd)
 
 
 # --- files opened without following links --------------------------------------------------
@@ -122,16 +123,13 @@ def _open_below(root: Path, *parts: str) -> int:
         os.close(fd)
 
 
-def _read_regular(root: Path, *parts: str, max_bytes: int | None = None) -> bytes:
+def _read_regular(root: Path, *parts: str) -> bytes:
     """The bytes of a regular file below ``root`` reached without links; OSError else."""
     fd = _open_below(root, *parts)
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file")
-        if max_bytes is not None and st.st_size > max_bytes:
-            raise LimitExceeded(f"{st.st_size:,} bytes is over the {max_bytes:,} byte limit "
-                                "(ingest.max_file_bytes)")
         return f.read()
 
 
@@ -481,18 +479,18 @@ class JobStore:
 
     # --- spools ----------------------------------------------------------------------------
 
-    def items(self, job: Job, max_bytes: int) -> list[FileItem]:
+    def items(self, job: Job) -> list[FileItem]:
         """The job's files: read where they are (path jobs) or from the spool."""
         if job.base_dir is not None:
             base = job.base_dir
-            return [(f.source, file_reader(f.source, max_bytes, base)) for f in job.files]
-        return self.spooled_items(job, max_bytes)
+            return [(f.source, file_reader(f.source, base)) for f in job.files]
+        return self.spooled_items(job)
 
-    def spooled_items(self, job: Job, max_bytes: int | None = None) -> list[FileItem]:
+    def spooled_items(self, job: Job) -> list[FileItem]:
         """The job's files, read back from the spool in the order they were uploaded,
-        never through a link; one over ``max_bytes`` fails by its size, unread."""
+        never through a link; the runner checks each one's size for its type unread."""
         job_id = self._check(job.id)
-        return [(f.source, SpoolReader(self.root, job_id, i, f.source, max_bytes))
+        return [(f.source, SpoolReader(self.root, job_id, i, f.source))
                 for i, f in enumerate(job.files)]
 
     def drop_spool(self, job: Job) -> None:

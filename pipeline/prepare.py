@@ -18,6 +18,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ingest.blob import Blob, as_blob
 from ingest.chunking import chunk_page
 from ingest.loaders import open_document
 from ingest.loaders.sniff import MEDIA_MIMES
@@ -45,7 +46,7 @@ class Prepared:
 def prepare(
     settings: Settings,
     name: str,
-    data: bytes,
+    data: bytes | Blob,
     doc_id: str,
     metadata: dict[str, Any],
     tenant: str | None,
@@ -68,7 +69,8 @@ def prepare(
     # that citations and the VLM show (``ingest.store_page_images``).
     if transcriber is None:
         transcriber = shared_transcriber(settings.transcribe)
-    reader = open_document(name, data, ingest=ingest, ocr=ocr,
+    blob = as_blob(name, data)
+    reader = open_document(name, blob, ingest=ingest, ocr=ocr,
                            render_pages=visual or ingest.store_page_images,
                            video=settings.video, transcriber=transcriber)
     media = open_media(settings)
@@ -113,8 +115,9 @@ def prepare(
         raise BadInput(f"{name}: no text or image content found")
     for key, webp in encoded:
         media.write(key, webp)
-    if reader.mime in MEDIA_MIMES:
-        media.write_original(doc_id, data)
+    if reader.mime in MEDIA_MIMES:  # streamed from the file, checked against doc_id
+        with blob.open() as src:
+            media.write_original(doc_id, src, name)
     lead = lead_chunk(chunks, settings.chunking.lead_chars)
     if lead is not None:
         chunks.append(lead)
@@ -144,7 +147,7 @@ def _init_worker(dump: dict[str, Any], parent: int,
 
 
 def _prepare_in_worker(
-    name: str, data: bytes, doc_id: str, metadata: dict[str, Any], tenant: str | None,
+    name: str, data: Blob, doc_id: str, metadata: dict[str, Any], tenant: str | None,
     visual: bool,
 ) -> Prepared:
     return prepare(_worker["settings"], name, data, doc_id, metadata, tenant, visual,
@@ -168,7 +171,7 @@ class WorkerPool:
         self._pool: ProcessPoolExecutor | None = None
 
     def submit(
-        self, name: str, data: bytes, doc_id: str, metadata: dict[str, Any],
+        self, name: str, data: Blob, doc_id: str, metadata: dict[str, Any],
         tenant: str | None, visual: bool,
     ) -> Future[Prepared]:
         if self._pool is None:

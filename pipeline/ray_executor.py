@@ -39,12 +39,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ingest.hashing import sha256_bytes
+from ingest.blob import Blob, as_blob
 from ingest.points import document_leads, embed_chunks
 from pipeline.prepare import prepare
 from pipeline.report import FileResult, IngestReport, Progress, ProgressFn
-from pipeline.runner import FileItem, IngestRunner, _Batch, _fail
-from rag.errors import ConfigError, MmragError, one_line
+from pipeline.runner import FileItem, IngestRunner, _Batch, _fail, open_item
+from rag.errors import ConfigError, FileChanged, MmragError, one_line
 from rag.settings import Settings, settings_from_dump
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ class _Job:
     tenant: str | None
     visual: bool
     #: index -> (source name, the driver's hash, how to read the bytes)
-    files: dict[int, tuple[str, str, Callable[[], bytes]]]
+    files: dict[int, tuple[str, str, Callable[[], bytes | Blob]]]
 
 
 #: Per worker process: settings and a single-threaded OCR engine, built once per
@@ -141,12 +141,12 @@ def prepare_row(row: dict[str, Any], job: _Job) -> dict[str, Any]:
     name, doc_id, read = job.files[index]
     out: dict[str, Any] = {"index": index, "blob": b"", "error": ""}
     try:
-        data = read()
-        if sha256_bytes(data) != doc_id:
-            raise MmragError(f"{name}: the file changed while it was being ingested; "
-                             "ingest it again")
+        blob = as_blob(name, read())
+        if blob.sha256() != doc_id:  # this node's view of the file: what was hashed?
+            raise FileChanged(f"{name}: the file changed while it was being ingested; "
+                              "ingest it again")
         settings, ocr = _engine(job.settings)
-        prepared = prepare(settings, name, data, doc_id, job.metadata, job.tenant,
+        prepared = prepare(settings, name, blob, doc_id, job.metadata, job.tenant,
                            job.visual, ocr, job.geometry)
         out["blob"] = pickle.dumps(prepared, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
@@ -199,7 +199,7 @@ class _Todo:
     index: int
     name: str
     doc_id: str
-    read: Callable[[], bytes]
+    read: Callable[[], bytes | Blob]
 
 
 class _RayBatch(_Batch):
@@ -220,7 +220,7 @@ class _RayBatch(_Batch):
                     self.progress(Progress(self.done, len(items), self.chunks, name))
                 result = self.report.files[index]
                 try:
-                    doc_id = sha256_bytes(read())
+                    doc_id = open_item(self.r, name, read).sha256()
                     result.doc_id = doc_id
                     if any(t.doc_id == doc_id or t.name == name for t in todo):
                         later.append((index, (name, read)))  # after this round is written
@@ -324,13 +324,13 @@ class _Shipped:
         return data
 
 
-def _shippable(ray: Any, read: Callable[[], bytes]) -> Callable[[], bytes]:
+def _shippable(ray: Any, read: Callable[[], bytes | Blob]) -> Callable[[], bytes | Blob]:
     """``read`` itself when it pickles (a path on a shared filesystem, a spooled upload:
     the worker reads the file where it is), else its bytes through the object store."""
     try:
         ray.cloudpickle.dumps(read)
     except Exception:
-        return _Shipped(ray.put(read()))
+        return _Shipped(ray.put(as_blob("", read()).read()))
     return read
 
 

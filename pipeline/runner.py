@@ -27,13 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ingest.hashing import sha256_bytes
+from ingest.blob import Blob, FileBlob, as_blob
+from ingest.loaders import admit
 from ingest.points import document_leads, embed_chunks
 from pipeline.prepare import Prepared, WorkerPool, prepare, resolve_workers
 from pipeline.report import FileResult, FileStatus, IngestReport, Progress, ProgressFn  # noqa: F401
 from pipeline.versions import describe, stale_parts, text_pipeline
 from rag.encoders import Encoders
-from rag.errors import LimitExceeded, MmragError, NotFound
+from rag.errors import MmragError
 from rag.media import MediaStore
 from rag.ocr import OcrEngine
 from rag.payload import WRITING
@@ -45,8 +46,10 @@ from rag.types import CollectionSpec, Point
 if TYPE_CHECKING:
     from PIL import Image
 
-#: A file to ingest: its source name and a function that returns its bytes.
-FileItem = tuple[str, Callable[[], bytes]]
+#: A file to ingest: its source name and a function that returns its bytes, or a
+#: :class:`~ingest.blob.Blob` that reads them where they are (files on disk, spooled
+#: uploads: hashed in pieces, streamed when they are videos or recordings).
+FileItem = tuple[str, Callable[[], "bytes | Blob"]]
 
 HIDDEN = (".", "~$")
 
@@ -72,26 +75,12 @@ def iter_paths(paths: Iterable[str | os.PathLike[str]]) -> Iterator[str]:
             yield os.path.normpath(str(p))
 
 
-def file_reader(name: str, max_bytes: int, base_dir: str | None = None) -> Callable[[], bytes]:
-    """Reads the file ``name`` (relative to ``base_dir`` when given) within the limit."""
+def file_reader(name: str, base_dir: str | None = None) -> Callable[[], Blob]:
+    """The file ``name`` (relative to ``base_dir`` when given), opened when the runner
+    reaches it; the size limit for its type is checked then (:func:`ingest.loaders.admit`),
+    before it is hashed."""
     path = os.path.join(base_dir, name) if base_dir else name
-
-    def read() -> bytes:
-        try:
-            size = os.path.getsize(path)
-        except OSError as exc:
-            raise NotFound(f"{name}: cannot read ({exc.strerror or exc})") from exc
-        if size > max_bytes:
-            raise LimitExceeded(
-                f"{name}: {size} bytes is over the {max_bytes} byte limit "
-                "(ingest.max_file_bytes)"
-            )
-        try:
-            return Path(path).read_bytes()
-        except OSError as exc:
-            raise NotFound(f"{name}: cannot read ({exc.strerror or exc})") from exc
-
-    return read
+    return lambda: FileBlob.at(name, path)
 
 
 def list_files(paths: Iterable[str | os.PathLike[str]], base_dir: str | None = None
@@ -111,9 +100,16 @@ def list_files(paths: Iterable[str | os.PathLike[str]], base_dir: str | None = N
 
 
 def file_items(
-    paths: Iterable[str | os.PathLike[str]], max_bytes: int, base_dir: str | None = None
+    paths: Iterable[str | os.PathLike[str]], base_dir: str | None = None
 ) -> list[FileItem]:
-    return [(n, file_reader(n, max_bytes, base_dir)) for n in list_files(paths, base_dir)]
+    return [(n, file_reader(n, base_dir)) for n in list_files(paths, base_dir)]
+
+
+def open_item(runner: IngestRunner, name: str, read: Callable[[], bytes | Blob]) -> Blob:
+    """The file of an item, its type and size admitted, not yet read."""
+    blob = as_blob(name, read())
+    admit(name, blob, ingest=runner.settings.ingest, video=runner.settings.video)
+    return blob
 
 
 @dataclass
@@ -383,8 +379,8 @@ class _Batch:
                 self.progress(Progress(self.done, len(items), self.chunks, name))
             result = self.report.files[index]
             try:
-                data = read()
-                doc_id = sha256_bytes(data)
+                blob = open_item(self.r, name, read)
+                doc_id = blob.sha256()
                 result.doc_id = doc_id
                 # Same bytes or same source already in flight: settle those first, so
                 # decisions are exactly those of a one-file-at-a-time run.
@@ -398,7 +394,7 @@ class _Batch:
                 _fail(result, name, exc)
                 self.emit(index, name)
                 continue
-            self.pending.append(self.start(index, name, data, doc_id))
+            self.pending.append(self.start(index, name, blob, doc_id))
             while len(self.pending) >= self.window:
                 self.commit(block=True)
             self.commit(block=False)
@@ -418,7 +414,7 @@ class _Batch:
                 "while this ingest ran"))
             self.emit(index, name)
 
-    def start(self, index: int, name: str, data: bytes, doc_id: str) -> _Pending:
+    def start(self, index: int, name: str, data: Blob, doc_id: str) -> _Pending:
         item = _Pending(index, name, doc_id)
         if self.pool is not None:
             item.future = self.pool.submit(name, data, doc_id, self.metadata, self.tenant,

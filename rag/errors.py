@@ -36,6 +36,10 @@ class LimitExceeded(BadInput):
     """A size, pixel, page or count limit from settings was exceeded."""
 
 
+class FileChanged(BadInput):
+    """A file changed on disk while it was being ingested (its hash no longer matches)."""
+
+
 class NotFound(MmragError):
     """A collection, document, job or media item does not exist."""
 

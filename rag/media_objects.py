@@ -14,14 +14,16 @@ PUT, which object stores apply atomically: readers see the old object or the new
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from PIL import Image
 
 from rag.errors import ConfigError, NotFound
-from rag.media import WEBP_METHOD, MediaStore
+from rag.media import WEBP_METHOD, MediaStore, copy_verified
 from rag.payload import original_key, parse_media_key, parse_original_key, thumb_side
 from rag.settings import Settings
 
@@ -54,12 +56,24 @@ class ObjectMediaStore(MediaStore):
         self.fs.pipe_file(self._key_path(key), data)
         return key
 
-    def write_original(self, doc_id: str, data: bytes) -> str:
-        """Originals of videos and recordings go to the object store beside the frames."""
+    def write_original(self, doc_id: str, src: BinaryIO, name: str = "") -> str:
+        """Originals of videos and recordings go to the object store beside the frames,
+        streamed and verified as in the folder store; a copy whose bytes do not match
+        is removed again."""
         key = original_key(doc_id)
         path = f"{self.prefix}/{doc_id[:2]}/{key}.bin"
         if not self.fs.exists(path):
-            self.fs.pipe_file(path, data)
+            # Uploaded under a temporary name first: closing the stream commits it (an
+            # S3 multipart upload completes), so only a verified copy gets the real name.
+            tmp = f"{path}.{os.getpid()}.tmp"
+            try:
+                with self.fs.open(tmp, "wb") as dst:
+                    copy_verified(src, dst, doc_id, name or key)
+                self.fs.mv(tmp, path)
+            finally:
+                with contextlib.suppress(Exception):
+                    if self.fs.exists(tmp):
+                        self.fs.rm_file(tmp)
         return key
 
     def original_path(self, key: str) -> Path:

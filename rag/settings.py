@@ -372,6 +372,10 @@ class VideoSettings(_Section):
     max_pixels: int = 3840 * 2160
     # Wall-clock budget for decoding, keyframes and transcription of one file.
     time_budget_s: float = 3600.0
+    # Size limit of one video or recording. They are decoded and copied as streams from
+    # the file, never whole in memory, so this is about disk (the original is kept for
+    # playback), not RAM; documents stay under ingest.max_file_bytes.
+    max_file_bytes: int = 16 * 1024 * 1024 * 1024
 
 
 class TranscribeSettings(_Section):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ingest.blob import Blob, as_blob
 from ingest.loaders.base import (
     DocumentReader,
     LoadedDocument,
@@ -24,7 +25,6 @@ from ingest.loaders.media import MediaReader
 from ingest.loaders.pdf import PdfReader
 from ingest.loaders.sniff import IMAGE_MIMES, MEDIA_MIMES, PDF, SUPPORTED, sniff
 from ingest.loaders.text import TextReader, decode_text
-from rag.errors import LimitExceeded
 from rag.ocr.base import OcrEngine
 from rag.settings import IngestSettings, VideoSettings
 from rag.transcribe.base import Transcriber
@@ -49,9 +49,23 @@ def reader_kind(mime: str) -> str:
     return "text"
 
 
+def admit(name: str, blob: Blob, *, ingest: IngestSettings,
+          video: VideoSettings | None = None) -> str:
+    """The type of a file from its first KiB, and its size checked against the limit
+    for that type, before anything else is read: documents are parsed in memory
+    (``ingest.max_file_bytes``), videos and recordings are streamed
+    (``video.max_file_bytes``)."""
+    mime = sniff(name, blob.head() if blob.size else b"")
+    if mime in MEDIA_MIMES:
+        blob.check_size((video or VideoSettings()).max_file_bytes, "video.max_file_bytes")
+    else:
+        blob.check_size(ingest.max_file_bytes, "ingest.max_file_bytes")
+    return mime
+
+
 def open_document(
     name: str,
-    data: bytes,
+    data: bytes | Blob,
     *,
     ingest: IngestSettings,
     ocr: OcrEngine | None,
@@ -65,22 +79,20 @@ def open_document(
     so a bad file fails before any rendering or OCR; the job runner can then show
     per-page progress over ``reader.page_count`` while iterating ``reader.iter_pages()``.
     """
-    if len(data) > ingest.max_file_bytes:
-        raise LimitExceeded(
-            f"{name}: the file is {len(data):,} bytes; the limit is "
-            f"{ingest.max_file_bytes:,} (ingest.max_file_bytes)"
-        )
-    mime = sniff(name, data)
+    blob = as_blob(name, data)
+    mime = admit(name, blob, ingest=ingest, video=video)
+    streamed = mime in MEDIA_MIMES
     request = LoadRequest(
-        name=name, data=data, mime=mime, ingest=ingest, ocr=ocr, render_pages=render_pages,
-        video=video, transcriber=transcriber,
+        name=name, data=b"" if streamed else blob.read(), mime=mime, ingest=ingest, ocr=ocr,
+        render_pages=render_pages, video=video, transcriber=transcriber,
+        blob=blob if streamed else None,
     )
     return guarded(name, lambda: READERS[reader_kind(mime)](request))
 
 
 def load_document(
     name: str,
-    data: bytes,
+    data: bytes | Blob,
     *,
     ingest: IngestSettings,
     ocr: OcrEngine | None,
@@ -106,6 +118,7 @@ __all__ = [
     "LoadRequest",
     "LoadedDocument",
     "LoadedPage",
+    "admit",
     "PageKind",
     "decode_image",
     "decode_text",

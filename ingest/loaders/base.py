@@ -22,6 +22,7 @@ from rag.types import OcrBox
 if TYPE_CHECKING:
     from PIL import Image
 
+    from ingest.blob import Blob
     from rag.ocr.base import OcrEngine
     from rag.transcribe.base import Segment, Transcriber
 
@@ -77,6 +78,8 @@ class LoadRequest:
     render_pages: bool
     video: VideoSettings | None = None
     transcriber: Transcriber | None = None
+    # Videos and recordings are read from here as a stream (``data`` is then empty).
+    blob: Blob | None = None
 
     @property
     def title(self) -> str:

@@ -3,9 +3,11 @@
 A video yields its keyframes as pages of kind ``frame`` (pictures with a time range on
 the video's timeline, OCR'd like any picture), then one ``transcript`` page with what
 its sound track says; an audio file yields the transcript alone. Decoding is streamed:
-frames and audio blocks are decoded one at a time from the container, only small grey
-frames are compared (:mod:`ingest.loaders.keyframes`) and only the keyframe being built
-is held at full size; audio reaches the transcriber as 16 kHz blocks.
+the file is read where it is (:class:`ingest.blob.Blob`, a few KiB at a time), frames and
+audio blocks are decoded one at a time from the container, only small grey frames are
+compared (:mod:`ingest.loaders.keyframes`) and only the keyframe being built is held at
+full size; audio reaches the transcriber as 16 kHz blocks. Memory does not grow with the
+length of the file (benchmarks/bench_av.py hour).
 
 Everything cheap is checked when the file is opened (container, streams, duration,
 frame size); a file that is corrupt, truncated, too long, or whose streams cannot be
@@ -14,7 +16,7 @@ decoded fails with a message naming the file and the stream.
 
 from __future__ import annotations
 
-import io
+import contextlib
 import math
 import time
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ingest.blob import as_blob
 from ingest.loaders.base import DocumentReader, LoadedPage, LoadRequest, read_ocr
 from ingest.loaders.keyframes import KeyframePicker
 from ingest.loaders.sniff import AUDIO_MIMES
@@ -56,8 +59,8 @@ class MediaReader(DocumentReader):
         self._av = av
         self.video: VideoSettings = request.video or VideoSettings()
         self.kind = _KIND.get(request.mime, request.mime)
-        container = self._open()
-        try:
+        self.blob = request.blob or as_blob(request.name, request.data)
+        with self._open() as container:
             self.duration = self._duration(container)
             self.start_time = (container.start_time or 0) / 1_000_000
             video = [s for s in container.streams.video
@@ -82,8 +85,6 @@ class MediaReader(DocumentReader):
                 self.video_codec = stream.codec_context.name
             if self.audio_index is not None:
                 self.audio_codec = container.streams[self.audio_index].codec_context.name
-        finally:
-            container.close()
         if self.duration is not None and self.duration > self.video.max_duration_s:
             raise LimitExceeded(
                 f"{self.name}: the {self.kind} file lasts {self.duration:,.0f} s; the limit "
@@ -91,14 +92,21 @@ class MediaReader(DocumentReader):
             )
         self._deadline = 0.0
 
-    def _open(self) -> Any:
-        try:
-            return self._av.open(io.BytesIO(self.request.data), mode="r")
-        except Exception as exc:
-            raise FileRejected(
-                f"{self.name}: not a readable {self.kind} file; corrupt or truncated "
-                f"({_describe(exc)})"
-            ) from exc
+    @contextlib.contextmanager
+    def _open(self) -> Iterator[Any]:
+        """The container, reading the file as a stream; closed with the file."""
+        with self.blob.open() as f:
+            try:
+                container = self._av.open(f, mode="r")
+            except Exception as exc:
+                raise FileRejected(
+                    f"{self.name}: not a readable {self.kind} file; corrupt or truncated "
+                    f"({_describe(exc)})"
+                ) from exc
+            try:
+                yield container
+            finally:
+                container.close()
 
     @staticmethod
     def _duration(container: Any) -> float | None:
@@ -148,6 +156,7 @@ class MediaReader(DocumentReader):
                 yield LoadedPage(page=0, kind="transcript", text=text, segments=segments,
                                  start=segments[0].start, end=segments[-1].end,
                                  frames=frames)
+        self.blob.verify()  # what was decoded is what was hashed
 
     # --- pictures ------------------------------------------------------------------------
 
@@ -165,40 +174,43 @@ class MediaReader(DocumentReader):
         out: np.ndarray = frame.reformat(width=width, height=height, format="gray").to_ndarray()
         return out
 
+    def _decode(self, index: int, what: str, codec: str) -> Iterator[Any]:
+        """Frames of one stream, decoded one at a time from the file; a decoder error is
+        the file's, named with the stream and its codec."""
+        with self._open() as container:
+            frames = container.decode(container.streams[index])
+            while True:
+                try:
+                    frame = next(frames)
+                except StopIteration:
+                    return
+                except Exception as exc:
+                    raise self._stream_error(what, codec, exc) from exc
+                yield frame
+
     def _keyframes(self) -> Iterator[LoadedPage]:
-        container = self._open()
+        assert self.video_index is not None
         picker = KeyframePicker(self.video, self.duration)
         pending: tuple[float, Any] | None = None  # (start, PIL image) of the last keyframe
         page = 0
         next_sample = 0.0
         last_t = 0.0
-        stream = container.streams[self.video_index]
-        try:
-            frames = container.decode(stream)
-            while True:
-                try:
-                    frame = next(frames)
-                except StopIteration:
-                    break
-                except Exception as exc:
-                    raise self._stream_error("video", self.video_codec, exc) from exc
-                if frame.time is None:
-                    continue
-                t = max(0.0, float(frame.time) - self.start_time)
-                last_t = max(last_t, t)
-                if t < next_sample:
-                    continue
-                next_sample = t + self.video.sample_interval_s
-                self._check_time(t)
-                decision = picker.offer(t, self._small(frame))
-                if decision is None:
-                    continue
-                if pending is not None:
-                    page += 1
-                    yield self._frame_page(page, pending[0], decision.start, pending[1])
-                pending = (decision.start, frame.to_image())
-        finally:
-            container.close()
+        for frame in self._decode(self.video_index, "video", self.video_codec):
+            if frame.time is None:
+                continue
+            t = max(0.0, float(frame.time) - self.start_time)
+            last_t = max(last_t, t)
+            if t < next_sample:
+                continue
+            next_sample = t + self.video.sample_interval_s
+            self._check_time(t)
+            decision = picker.offer(t, self._small(frame))
+            if decision is None:
+                continue
+            if pending is not None:
+                page += 1
+                yield self._frame_page(page, pending[0], decision.start, pending[1])
+            pending = (decision.start, frame.to_image())
         self._check_complete(last_t, "video")
         if pending is None:
             raise FileRejected(f"{self.name}: the video stream ({self.video_codec}) has no "
@@ -228,36 +240,24 @@ class MediaReader(DocumentReader):
     def _pcm(self) -> Iterator[np.ndarray]:
         """The first audio stream as 16 kHz mono int16 blocks, silence-padded so that
         sample 0 is time 0 of the media's timeline."""
-        av = self._av
-        container = self._open()
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-        stream = container.streams[self.audio_index]
+        assert self.audio_index is not None
+        resampler = self._av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
         first = True
         samples = 0
-        try:
-            frames = container.decode(stream)
-            while True:
-                try:
-                    frame = next(frames)
-                except StopIteration:
-                    break
-                except Exception as exc:
-                    raise self._stream_error("audio", self.audio_codec, exc) from exc
-                if first and frame.time is not None:
-                    lead = float(frame.time) - self.start_time
-                    if lead > 0.01:
-                        yield np.zeros(int(lead * SAMPLE_RATE), dtype=np.int16)
-                        samples += int(lead * SAMPLE_RATE)
-                first = False
-                for out in resampler.resample(frame):
-                    block = out.to_ndarray().reshape(-1).astype(np.int16, copy=False)
-                    samples += len(block)
-                    self._check_time(samples / SAMPLE_RATE)
-                    yield block
-            for out in resampler.resample(None):
-                yield out.to_ndarray().reshape(-1).astype(np.int16, copy=False)
-        finally:
-            container.close()
+        for frame in self._decode(self.audio_index, "audio", self.audio_codec):
+            if first and frame.time is not None:
+                lead = float(frame.time) - self.start_time
+                if lead > 0.01:
+                    yield np.zeros(int(lead * SAMPLE_RATE), dtype=np.int16)
+                    samples += int(lead * SAMPLE_RATE)
+            first = False
+            for out in resampler.resample(frame):
+                block = out.to_ndarray().reshape(-1).astype(np.int16, copy=False)
+                samples += len(block)
+                self._check_time(samples / SAMPLE_RATE)
+                yield block
+        for out in resampler.resample(None):
+            yield out.to_ndarray().reshape(-1).astype(np.int16, copy=False)
         if first:
             raise FileRejected(f"{self.name}: the audio stream ({self.audio_codec}) has no "
                                "decodable samples; the file is corrupt or truncated")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import tracemalloc
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from ingest.loaders import load_document, sniff
+from ingest.blob import FileBlob
+from ingest.loaders import load_document, open_document, sniff
 from ingest.loaders.base import LoadedDocument
 from rag.errors import FileRejected, LimitExceeded
 from rag.settings import IngestSettings, TranscribeSettings, VideoSettings
@@ -127,3 +131,44 @@ def test_speech_is_transcribed_with_times_on_the_recording() -> None:
     assert page.segments[-1].end <= len(said) / 16000 + 0.1
     assert [s.start for s in page.segments] == sorted(s.start for s in page.segments)
     assert page.text == " ".join(s.text for s in page.segments)
+
+
+def raw_video(path: Path, seconds: int = 60, fps: int = 5) -> None:
+    """An uncompressed AVI (~35 MB a minute at 320x240): large on disk, cheap to make and
+    decode, a new picture every ten seconds."""
+    import av
+
+    with av.open(str(path), "w", format="avi") as container:
+        stream = container.add_stream("rawvideo", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for i in range(seconds * fps):
+            shade = (i // (10 * fps)) * 40
+            frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), shade, np.uint8),
+                                               format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_a_video_is_decoded_from_its_file_without_holding_it_in_memory(
+        tmp_path: Path) -> None:
+    path = tmp_path / "screen.avi"
+    raw_video(path)
+    size = path.stat().st_size
+    assert size > 30_000_000
+    # Over the documents' limit, which does not apply to streamed media.
+    ingest = IngestSettings(max_file_bytes=1_000_000)
+    tracemalloc.start()
+    try:
+        reader = open_document("screen.avi", FileBlob.at("screen.avi", str(path)),
+                               ingest=ingest, ocr=None, render_pages=True,
+                               video=VideoSettings(), transcriber=None)
+        frames = [(p.start, p.end) for p in reader.iter_pages()]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(frames) == 6 and frames[0][0] == 0.0 and frames[-1][1] == 60.0
+    # Python-side buffers stay at a few MiB (a 1 MiB read buffer, one 320x240 picture);
+    # reading the file into memory would peak above its 35 MB.
+    assert peak < size / 8, (peak, size)
