@@ -86,10 +86,13 @@ class Shot:
 
 _VIDEO = {"mp4": ("libx264", "aac", "yuv420p"), "mov": ("libx264", "aac", "yuv420p"),
           "mkv": ("libx264", "libopus", "yuv420p"), "webm": ("libvpx-vp9", "libopus", "yuv420p"),
-          "avi": ("mpeg4", "libmp3lame", "yuv420p")}
+          "avi": ("mpeg4", "libmp3lame", "yuv420p"),
+          # Uncompressed 48 kHz sound: big files that are cheap to make (benchmarks).
+          "mkv-pcm": ("libx264", "pcm_s16le", "yuv420p")}
 _AUDIO = {"wav": "pcm_s16le", "mp3": "libmp3lame", "m4a": "aac", "flac": "flac",
           "ogg": "libopus"}
-_FORMAT = {"mp4": "mp4", "mov": "mov", "mkv": "matroska", "webm": "webm", "avi": "avi",
+_FORMAT = {"mp4": "mp4", "mov": "mov", "mkv": "matroska", "mkv-pcm": "matroska",
+           "webm": "webm", "avi": "avi",
            "wav": "wav", "mp3": "mp3", "m4a": "ipod", "flac": "flac", "ogg": "ogg"}
 
 
@@ -111,13 +114,14 @@ def _write_audio(container: av.container.OutputContainer, stream: av.AudioStream
 
 def make_video(shots: Sequence[Shot], *, fmt: str = "mp4", fps: int = 5,
                audio: np.ndarray | None = None, rate: int = 16000,
-               size: tuple[int, int] | None = None) -> bytes:
+               size: tuple[int, int] | None = None, out: str | None = None) -> bytes:
     """A video showing ``shots`` in turn, with ``audio`` (16 kHz mono int16) as its sound
-    track when given. Small and fast: a few frames a second, one keyframe a second."""
+    track when given. Small and fast: a few frames a second, one keyframe a second.
+    With ``out`` the video is written to that file (and ``b""`` returned)."""
     vcodec, acodec, pix = _VIDEO[fmt]
     width, height = size or shots[0].image.size
     buf = io.BytesIO()
-    with av.open(buf, mode="w", format=_FORMAT[fmt]) as container:
+    with av.open(out or buf, mode="w", format=_FORMAT[fmt]) as container:
         stream = container.add_stream(vcodec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, pix
         stream.gop_size = fps
@@ -127,7 +131,7 @@ def make_video(shots: Sequence[Shot], *, fmt: str = "mp4", fps: int = 5,
             stream.options = {"deadline": "realtime", "cpu-used": "8"}
         astream = None
         if audio is not None:
-            arate = 48000 if acodec == "libopus" else rate
+            arate = 48000 if acodec == "libopus" or fmt == "mkv-pcm" else rate
             astream = container.add_stream(acodec, rate=arate)
             astream.layout = "mono"
             if arate != rate:
@@ -148,7 +152,7 @@ def make_video(shots: Sequence[Shot], *, fmt: str = "mp4", fps: int = 5,
             container.mux(packet)
         if astream is not None and audio is not None:
             _write_audio(container, astream, audio, rate)
-    return buf.getvalue()
+    return b"" if out else buf.getvalue()
 
 
 def _resample(pcm: np.ndarray, src: int, dst: int) -> np.ndarray:
