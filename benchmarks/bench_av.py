@@ -99,12 +99,15 @@ def transcribe() -> None:
 def _ingest_rss(video: Path, data_dir: Path) -> tuple[float, float, str]:
     """Wall seconds and peak RSS (MB) of ``mmrag ingest`` of one file, in its own process
     (one file is prepared in the ingesting process itself, no worker pool)."""
-    code = ("import resource, runpy, sys\n"
+    # VmHWM, not ru_maxrss: getrusage keeps the maximum across fork+exec, so a child
+    # of this process (which just made a video of hundreds of MB in memory) would
+    # report this process's size; the high-water mark belongs to the new image.
+    code = ("import re, runpy, sys\n"
             "sys.argv = ['mmrag'] + sys.argv[1:]\n"
             "try:\n    runpy.run_module('cli.main', run_name='__main__')\n"
             "finally:\n"
-            "    print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
-            " file=sys.stderr)\n")
+            "    hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())\n"
+            "    print('PEAK', hwm.group(1) if hwm else 0, file=sys.stderr)\n")
     t = time.perf_counter()
     run = subprocess.run(
         [sys.executable, "-c", code, "ingest", str(video), "--collection", "h", "--profile",

@@ -280,6 +280,11 @@ def scored_hits(points: Iterable[Any], spec: CollectionSpec, with_vectors: bool)
     ]
 
 
+def plain_hits(records: Iterable[Any]) -> list[Hit]:
+    """Engine records (scroll pages, lookups by id) as hits: score 0, no vectors."""
+    return [hit_from_payload(str(r.id), 0.0, r.payload or {}) for r in records]
+
+
 def paged_hits(fetch: Callable[[Any], tuple[Sequence[Any], Any]]) -> Iterator[Hit]:
     """Scroll pages as hits (score 0). ``fetch(offset)`` reads one page under the backend's
     lock and returns (records, next offset); pages are yielded after it returns, so a
@@ -287,8 +292,7 @@ def paged_hits(fetch: Callable[[Any], tuple[Sequence[Any], Any]]) -> Iterator[Hi
     offset: Any = None
     while True:
         records, offset = fetch(offset)
-        for record in records:
-            yield hit_from_payload(str(record.id), 0.0, record.payload or {})
+        yield from plain_hits(records)
         if offset is None or not records:
             return
 

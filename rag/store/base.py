@@ -55,6 +55,11 @@ class VectorStore(Protocol):
         """Every matching point (score 0), in id order, lazily."""
         ...
 
+    def retrieve(self, collection: str, ids: list[str]) -> list[Hit]:
+        """The points with these ids that exist (score 0, no vectors), in any order: a
+        lookup by id, for points whose ids are derived (document records)."""
+        ...
+
     def count(self, collection: str, flt: Filter | None = None) -> int: ...
 
     def optimize(self, collection: str) -> None:

@@ -53,6 +53,7 @@ from rag.store._common import (
     delete_conditions,
     not_found,
     paged_hits,
+    plain_hits,
     scored_hits,
 )
 from rag.store._filters import Conditions, MatchAnyOf, NumberEquals, translate
@@ -355,6 +356,14 @@ class EdgeStore(StoreBase):
                 )
 
         return paged_hits(fetch)
+
+    def retrieve(self, collection: str, ids: list[str]) -> list[Hit]:
+        if not ids:
+            self._open(collection)
+            return []
+        with self._use(collection, "retrieve") as shard:
+            records = shard.retrieve(list(ids), with_payload=True, with_vector=False)
+        return plain_hits(records)
 
     def count(self, collection: str, flt: Filter | None = None) -> int:
         engine_filter = _filter(translate(flt))

@@ -46,6 +46,7 @@ from rag.store._common import (
     delete_conditions,
     not_found,
     paged_hits,
+    plain_hits,
     scored_hits,
 )
 from rag.store._filters import (
@@ -385,6 +386,17 @@ class QdrantStore(StoreBase):
                 )
 
         return paged_hits(fetch)
+
+    def retrieve(self, collection: str, ids: list[str]) -> list[Hit]:
+        check_name(collection)
+        if not ids:
+            self.spec(collection)
+            return []
+        with self._call(collection, "retrieve") as client:
+            records = client.retrieve(collection, list(ids), with_payload=True,
+                                      with_vectors=False,
+                                      consistency=self.cluster.consistency())
+        return plain_hits(records)
 
     def count(self, collection: str, flt: Filter | None = None) -> int:
         check_name(collection)

@@ -91,8 +91,11 @@ class Records:
         wanted = {d for d in doc_ids if d}
         if not wanted:
             return set()
-        return {v.doc_id for v in self.versions(collection, doc_ids=wanted)
-                if v.record.complete}
+        # A record's id derives from its doc id: a lookup by id, not a filtered scan
+        # (a lone search spent 15-25 ms scanning for its records).
+        found = self.store.retrieve(collection, [record_point_id(d) for d in sorted(wanted)])
+        return {h.doc_id for h in found
+                if h.record is not None and h.record.complete and h.doc_id in wanted}
 
     def points_of(self, collection: str, source: str, doc_id: str) -> int:
         """How many points of the document are stored (its record not counted)."""

@@ -573,6 +573,17 @@ class TestStoreContract:
         with pytest.raises(BadInput):
             store.scroll(C, batch=0)
 
+    def test_retrieve_looks_points_up_by_id(self, store: VectorStore) -> None:
+        store.ensure(C, SPEC)
+        store.upsert(C, [point(i, text=t((i % 4, 1)), source=f"s{i}.md") for i in range(5)])
+        got = store.retrieve(C, [pid(3), pid("missing"), pid(1)])
+        assert sorted(ids(got)) == sorted([pid(1), pid(3)])
+        assert {h.source for h in got} == {"s1.md", "s3.md"}
+        assert {h.score for h in got} == {0.0} and all(not h.vectors for h in got)
+        assert store.retrieve(C, []) == []
+        with pytest.raises(NotFound):
+            store.retrieve("nope", [pid(1)])
+
     def test_optimize_keeps_answers(self, fresh_filled: VectorStore) -> None:
         filled = fresh_filled
         before = ids(search(filled, (TEXT, t((0, 1)), 10)))
