@@ -70,7 +70,7 @@ def get_media(
                     headers={**headers, "ETag": f'"{key}.{size or 0}"'})
 
 
-@router.post("/media/{key}/url", response_model=s.MediaLink, responses=responses(404))
+@router.post("/media/{key}/url", response_model=s.MediaLink, responses=responses(404, 422))
 def sign_media(key: str, service: ServiceDep, principal: PrincipalDep) -> s.MediaLink:
     """A link to ``key`` that plays without the Bearer header for
     ``api.media_url_ttl_s`` seconds (600 by default): give it to a ``<video>`` or
