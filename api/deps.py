@@ -60,7 +60,7 @@ def is_signed_link_request(request: Request) -> bool:
     """A read of the signed-link route that carries a link's parameters: judged by the
     signature alone (an ``Authorization`` header beside it is not consulted)."""
     route = request.scope.get("route")
-    return (request.method in ("GET", "HEAD")
+    return (request.method == "GET"
             and getattr(route, "path", None) == SIGNED_LINK_ROUTE
             and is_signed(request.query_params))
 

@@ -171,8 +171,9 @@ def test_without_keys_links_work_and_plain_urls_are_unchanged(
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
                     "(make browser installs it)")
-def test_chat_page_with_a_key_streams_the_cited_moment(keyed: Seeded, tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
+def test_chat_page_with_a_key_streams_the_cited_moment_and_renews_the_link(
+        keyed: Seeded, tmp_path: Path) -> None:
+    from playwright.sync_api import Route, sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
@@ -184,6 +185,22 @@ def test_chat_page_with_a_key_streams_the_cited_moment(keyed: Seeded, tmp_path: 
         page.on("request", lambda r: originals.append(
             (r.url, r.headers.get("range", ""), r.headers.get("authorization", "")))
             if "-orig?" in r.url else None)
+        # The first link "expires" before the element's first request (answered as the
+        # server answers an expired link): the page must get a new one and play on.
+        refused: list[str] = []
+
+        def expire_first(route: Route) -> None:
+            if refused:
+                route.continue_()
+                return
+            refused.append(route.request.url)
+            route.fulfill(status=403, content_type="application/json",
+                          body='{"error": {"message": "expired", "type": "permission_error",'
+                               ' "code": "media_link_expired", "param": null}}')
+
+        page.route(re.compile(r".*-orig\?.*"), expire_first)
+        links: list[str] = []
+        page.on("request", lambda r: links.append(r.url) if r.url.endswith("/url") else None)
         page.goto(keyed.srv.url + "/")
         page.wait_for_function("() => [...document.querySelectorAll("
                                "'[data-testid=collection] option')].some(o => o.value === 'team')")
@@ -203,6 +220,7 @@ def test_chat_page_with_a_key_streams_the_cited_moment(keyed: Seeded, tmp_path: 
         assert not src.startswith("blob:"), "streamed, not downloaded first"
         state = player.evaluate("v => ({t: v.currentTime, err: v.error && v.error.code})")
         assert state["err"] is None, state
+        assert len(refused) == 1 and len(links) == 2, (refused, links)  # renewed once
         start = float(src.rsplit("#t=", 1)[1])
         assert start > 0 and abs(state["t"] - start) < 1.0, state
         assert any(rng.startswith("bytes=") for _, rng, _ in originals), originals
