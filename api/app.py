@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from api import errors, security
 from api.deps import get_principal
 from api.limits import BodyLimitMiddleware, upload_body_limit
+from api.media_links import MediaLinks
 from api.metrics import Metrics, MetricsMiddleware
 from api.routers import chat, collections, documents, health, jobs, media, models, page, search
 from api.service import RagService
@@ -34,7 +35,8 @@ from rag.settings import Settings
 
 log = logging.getLogger("mmrag.api")
 
-def _start(settings: Settings, metrics: Metrics, uploads: Uploads) -> RagService:
+def _start(settings: Settings, metrics: Metrics, uploads: Uploads, links: MediaLinks
+           ) -> RagService:
     """Build the pipeline, warm every stage (blocking: models load) and resume the
     ingest jobs a previous process left unfinished."""
     ensure_private_dir(settings.data_path)
@@ -42,7 +44,7 @@ def _start(settings: Settings, metrics: Metrics, uploads: Uploads) -> RagService
     try:
         pipeline.load()
         pipeline.pin_store()  # the server is the embedded store's one user; the CLI asks it
-        service = RagService(settings, pipeline, metrics, uploads)
+        service = RagService(settings, pipeline, metrics, uploads, links)
         resumed = pipeline.resume_jobs()
         uploads.count_resumed(pipeline, resumed)  # their spools count against the bound
         for _ in resumed:
@@ -63,10 +65,12 @@ def create_app(
     metrics = Metrics()
     # One upload budget for the server: the REST routes and MCP over HTTP share it.
     uploads = Uploads(settings.api)
+    # Signed media links: issued by the service, checked by the key dependency (api.deps).
+    links = MediaLinks.from_settings(settings.api)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = await run_in_threadpool(_start, settings, metrics, uploads)
+        service = await run_in_threadpool(_start, settings, metrics, uploads, links)
         app.state.service = service
         app.state.pipeline = service.pipeline
         log.info("mmrag API ready (profile %s, data in %s)", settings.profile, settings.data_path)
@@ -90,6 +94,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.auth = Authenticator(settings.api, local_token)
+    app.state.media_links = links
     app.state.metrics = metrics
     app.state.uploads = uploads
     app.state.service = None

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.media_links import MediaLinks, is_signed
 from api.metrics import Metrics
 from api.service import RagService
 from policy.principals import Authenticator, Principal
@@ -44,10 +45,24 @@ LOCAL_TOKEN_ROUTES: frozenset[tuple[str, str]] = frozenset({
 })
 
 
+# The one route a signed media link (api/media_links.py) opens: reading the media file
+# it was issued for. Everywhere else its query parameters are just unknown parameters.
+SIGNED_LINK_ROUTE = "/v1/media/{key}"
+
+
 def is_local_token_route(request: Request) -> bool:
     route = request.scope.get("route")
     path = getattr(route, "path", None)
     return (request.method, path) in LOCAL_TOKEN_ROUTES
+
+
+def is_signed_link_request(request: Request) -> bool:
+    """A read of the signed-link route that carries a link's parameters: judged by the
+    signature alone (an ``Authorization`` header beside it is not consulted)."""
+    route = request.scope.get("route")
+    return (request.method == "GET"
+            and getattr(route, "path", None) == SIGNED_LINK_ROUTE
+            and is_signed(request.query_params))
 
 
 async def get_principal(
@@ -55,6 +70,9 @@ async def get_principal(
     _: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> Principal:
     auth: Authenticator = request.app.state.auth
+    if is_signed_link_request(request):
+        links: MediaLinks = request.app.state.media_links
+        return links.verify(request.path_params["key"], request.query_params, auth.by_key_id)
     authorization = request.headers.get("authorization")
     if is_local_token_route(request):
         client = request.scope.get("client")

@@ -280,6 +280,18 @@ class Job(BaseModel):
     events_url: str
 
 
+# --------------------------------------------------------------------------- media
+
+
+class MediaLink(BaseModel):
+    """A signed link to one media file: plays without the Bearer header until
+    ``expires_at`` (Unix seconds)."""
+
+    object: Literal["media.link"] = "media.link"
+    url: str
+    expires_at: int
+
+
 # --------------------------------------------------------------------------- health
 
 

@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api import openai_compat as oa
 from api import schemas as s
+from api.media_links import MediaLinks
 from api.metrics import Metrics
 from api.uploads import UploadForm, drain, parse_metadata, read_upload
 from pipeline import FINAL, Job, Pipeline
@@ -54,10 +55,12 @@ class RagService:
     """Everything the routes do, over one :class:`~pipeline.Pipeline`."""
 
     def __init__(self, settings: Settings, pipeline: Pipeline, metrics: Metrics | None = None,
-                 uploads: Uploads | None = None) -> None:
+                 uploads: Uploads | None = None, links: MediaLinks | None = None) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self.metrics = metrics
+        # Signed media links; the app shares one with the key check (api.deps).
+        self.links = links if links is not None else MediaLinks.from_settings(settings.api)
         self.image_policy = ImagePolicy.from_settings(settings)
         # The server's one upload budget, shared with MCP over HTTP (see api.app).
         self.uploads = uploads if uploads is not None else Uploads(settings.api)
@@ -74,8 +77,9 @@ class RagService:
         return access.collection(self.pipeline, principal, name)
 
     def media_url(self, key: str | None) -> str | None:
-        if not key:
-            return None
+        return self._media_url(key) if key else None
+
+    def _media_url(self, key: str) -> str:
         path = f"{MEDIA_PREFIX}{key}"
         base = self.settings.api.public_url
         return base.rstrip("/") + path if base else path
@@ -342,6 +346,15 @@ class RagService:
         """The stored original of a video or recording and its mime type."""
         access.require_media_visible(self.pipeline, principal, key)
         return self.pipeline.original_file(key)
+
+    def media_link(self, key: str, principal: Principal) -> s.MediaLink:
+        """A URL that plays ``key`` without the Bearer header for a while (for
+        ``<video>``/``<audio>``, which cannot send it): only for media that one of the
+        caller's collections stores now."""
+        access.require_media_held(self.pipeline, principal, key)
+        link = self.links.issue(key, principal)
+        return s.MediaLink(url=f"{self._media_url(key)}?{link.query}",
+                           expires_at=link.expires_at)
 
     # --- operations -----------------------------------------------------------------------
     def check_metrics_access(self, principal: Principal) -> None:

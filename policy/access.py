@@ -70,3 +70,12 @@ def require_media_visible(pipeline: Pipeline, principal: Principal, key: str) ->
         return
     if not any(principal.can_see(c) for c in pipeline.media_collections(key)):
         raise NotFound(f"media {key!r} does not exist")
+
+
+def require_media_held(pipeline: Pipeline, principal: Principal, key: str) -> None:
+    """Stricter than :func:`require_media_visible` (which lets an unrestricted key past
+    without a store lookup, the file read then answers 404): the key must belong to a
+    document that one of ``principal``'s collections stores now. For issuing signed
+    links, so none is ever signed for media that does not exist."""
+    if not any(principal.can_see(c) for c in pipeline.media_collections(key)):
+        raise NotFound(f"media {key!r} does not exist")

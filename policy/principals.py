@@ -18,9 +18,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 
-from rag.errors import Forbidden, NotFound, Unauthorized
+from rag.errors import ConfigError, Forbidden, NotFound, Unauthorized
 from rag.settings import ApiSettings
 
 ALL = "*"
@@ -35,6 +36,9 @@ class Principal:
     # The server's own local token (``server.json`` in the data dir): the CLI on the same
     # machine, run by someone who can read that data dir. Only it may ingest server paths.
     local: bool = False
+    # The key that signs media links on this principal's behalf (api/media_links.py):
+    # derived from its API key, never the key itself. Empty: it may not sign any.
+    link_secret: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def unrestricted(self) -> bool:
@@ -67,20 +71,39 @@ def require_unrestricted(principal: Principal, what: str) -> None:
         raise Forbidden(f"{what} needs an API key scoped to all collections ('*')")
 
 
+LINK_SECRET_MIN = 32
+_LINK_PURPOSE = b"mmrag media links v1\0"
+
+
 class Authenticator:
     """Checks ``Authorization: Bearer <key>`` against the configured keys.
 
     Keys are compared with :func:`hmac.compare_digest` against every configured key (no
     early exit), so response timing does not reveal how much of a guess was right.
+
+    Each key's principal also gets a link secret, ``HMAC(key, purpose + media_url_secret)``:
+    replicas sharing ``api.api_keys`` derive the same one (a link issued by one plays from
+    another), removing a key kills its links, and the key itself never signs anything. On
+    a server without keys the open principal's link secret is random per process.
     """
 
     def __init__(self, settings: ApiSettings, local_token: str | None = None) -> None:
+        extra = settings.media_url_secret.encode()
+        if extra and len(extra) < LINK_SECRET_MIN:
+            raise ConfigError(
+                f"api.media_url_secret has {len(extra)} characters; use at least "
+                f"{LINK_SECRET_MIN} (e.g. `openssl rand -hex 32`), or leave it empty"
+            )
         self._local = local_token.encode() if local_token else None
+        self._open = Principal(None, None, link_secret=secrets.token_bytes(32))
         self._keys: list[tuple[bytes, Principal]] = []
         for key, scope in settings.api_keys.items():
             fingerprint = hashlib.sha256(key.encode()).hexdigest()[:8]
             collections = None if ALL in scope else frozenset(scope)
-            self._keys.append((key.encode(), Principal(fingerprint, collections)))
+            secret = hmac.new(key.encode(), _LINK_PURPOSE + extra, hashlib.sha256).digest()
+            self._keys.append(
+                (key.encode(), Principal(fingerprint, collections, link_secret=secret))
+            )
 
     @property
     def enabled(self) -> bool:
@@ -109,7 +132,7 @@ class Authenticator:
         """The principal of an API key (never of the local token: see
         :meth:`authenticate_local`)."""
         if not self._keys:
-            return OPEN
+            return self._open
         if not authorization:
             raise Unauthorized(
                 "missing API key: send it as 'Authorization: Bearer <key>' "
@@ -126,6 +149,14 @@ class Authenticator:
         if found is None:
             raise Unauthorized("invalid API key")
         return found
+
+    def by_key_id(self, key_id: str | None) -> list[Principal]:
+        """The principals a signed link names (by key fingerprint; None on a server
+        without keys): candidates only, the link's signature decides. Several when two
+        keys share a fingerprint; none for a key since removed."""
+        if not self._keys:
+            return [self._open] if key_id is None else []
+        return [p for _, p in self._keys if key_id is not None and p.key_id == key_id]
 
 
 def is_loopback(host: str | None) -> bool:

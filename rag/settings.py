@@ -345,6 +345,13 @@ class ApiSettings(_Section):
     # replicas pointed at one shared folder (NFS, a shared volume) answer for each
     # other's jobs; a running job is claimed by its replica with a lock on that folder.
     jobs_dir: str = ""
+    # Signed media links (POST /v1/media/{key}/url): how long one plays without the
+    # Bearer header (a <video> cannot send it), and an optional extra secret mixed into
+    # their signing keys. Links are signed with a key derived from the caller's API key,
+    # so replicas with the same api_keys verify each other's links with nothing more;
+    # changing this secret (32+ characters) revokes every outstanding link at once.
+    media_url_ttl_s: int = Field(default=600, ge=10, le=86400)
+    media_url_secret: str = ""
 
 
 class VideoSettings(_Section):

@@ -206,8 +206,16 @@ function placeOf(c) {
   return c.page > 0 ? `page ${c.page}` : "";
 }
 
-// Play a cited moment of a video or recording. Without a key the element streams the
-// original itself (HTTP Range); with a key (an <video> cannot send one) it is fetched.
+// Play a cited moment of a video or recording. The element streams the original by HTTP
+// Range from the cited time. It cannot send the API key, so with a key the page first asks
+// for a signed link (POST /v1/media/{key}/url: this one file, for a few minutes) and, when
+// that link dies mid-play (403 once it expires), asks for a new one and resumes there.
+async function playerSource(c, at) {
+  if (!state.key) return `${c.original_url}#t=${at}`;
+  const link = await apiJson(`${c.original_url}/url`, { method: "POST" });
+  return `${link.url}#t=${at}`;
+}
+
 async function playFrom(li, c) {
   let player = li.querySelector(".player");
   if (!player) {
@@ -219,8 +227,30 @@ async function playFrom(li, c) {
     player.setAttribute("data-testid", "player");
     li.insertBefore(player, li.querySelector(".meta"));
     const start = Math.max(0, c.start || 0);
-    player.addEventListener("loadedmetadata", () => { player.currentTime = start; }, { once: true });
-    player.src = state.key ? await mediaURL(c.original_url, 0) : `${c.original_url}#t=${start}`;
+    let resumeAt = start;
+    player.addEventListener("loadedmetadata", () => {
+      if (Math.abs(player.currentTime - resumeAt) > 0.5) player.currentTime = resumeAt;
+    });
+    if (state.key) {
+      let renewed = 0;
+      player.addEventListener("error", async () => {
+        // A media error does not say why; a renewal per minute at most cannot loop.
+        if (Date.now() - renewed < 60_000) return;
+        renewed = Date.now();
+        resumeAt = player.currentTime || resumeAt;
+        const playing = !player.paused;
+        try {
+          player.src = await playerSource(c, resumeAt);
+          if (playing) player.play().catch(() => {});
+        } catch (err) { setStatus(`Cannot play ${baseName(c.source)}: ${err.message}`, true); }
+      });
+    }
+    try {
+      player.src = await playerSource(c, start);
+    } catch (err) {
+      setStatus(`Cannot play ${baseName(c.source)}: ${err.message}`, true);
+      return;
+    }
   }
   player.play().catch(() => { /* autoplay refused: the controls are there */ });
 }

@@ -24,7 +24,8 @@ def test_error_responses_are_documented_with_the_error_schema(tmp_path: Path) ->
                                                       "415", "422", "429"},
         ("/v1/collections/{name}/documents", "delete"): {"401", "404", "422"},
         ("/v1/jobs/{job_id}", "get"): {"401", "404", "422"},
-        ("/v1/media/{key}", "get"): {"401", "404", "422"},
+        ("/v1/media/{key}", "get"): {"400", "401", "403", "404", "422"},
+        ("/v1/media/{key}/url", "post"): {"401", "403", "404", "422"},
         ("/v1/models", "get"): {"401", "403"},
         ("/metrics", "get"): {"401", "403"},
     }
