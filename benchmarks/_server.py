@@ -3,6 +3,7 @@ that time HTTP (bench_api.py, bench_mcp.py)."""
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -23,8 +24,12 @@ def free_port() -> int:
 def running(app: Any) -> Iterator[str]:
     """Serve ``app`` in a thread; yields its base URL and stops it on exit."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    # MMRAG_BENCH_HTTP=h11 / MMRAG_BENCH_LOOP=asyncio: uvicorn's pure-Python choices, to
+    # measure a checkout from before httptools and uvloop were dependencies.
+    server = uvicorn.Server(uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning",
+        http=os.environ.get("MMRAG_BENCH_HTTP", "auto"),
+        loop=os.environ.get("MMRAG_BENCH_LOOP", "auto")))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:

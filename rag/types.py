@@ -241,6 +241,9 @@ class SearchRequest:
     fusion: Literal["rrf", "dbsf"] = "rrf"
     filter: Filter | None = None
     with_vectors: bool = False
+    # Payload keys left out of the hits (their fields read as empty): the retriever
+    # fetches the bulky OCR boxes of its final hits only, not of every candidate.
+    exclude_payload: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

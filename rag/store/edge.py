@@ -285,11 +285,7 @@ class EdgeStore(StoreBase):
         return n
 
     def query(self, collection: str, request: SearchRequest) -> list[Hit]:
-        held = self._open(collection)
-        engine_request = self._engine_request(collection, held.spec, request)
-        with self._use(collection, "query") as shard:
-            found = shard.query(engine_request)
-        return scored_hits(found, held.spec, request.with_vectors)
+        return self.query_batch(collection, [request])[0]
 
     def query_batch(self, collection: str, requests: list[SearchRequest]) -> list[list[Hit]]:
         """Several queries in one engine call: Edge plans them together (one pass over
@@ -306,13 +302,16 @@ class EdgeStore(StoreBase):
                         request: SearchRequest) -> qe.QueryRequest:
         paths = clean_request(collection, spec, request)
         engine_filter = _filter(translate(request.filter))
+        payload: bool | qe.PayloadSelector = (
+            qe.PayloadSelector.Exclude(list(request.exclude_payload))
+            if request.exclude_payload else True)
         if len(paths) == 1:
             return qe.QueryRequest(
                 limit=request.limit,
                 query=_nearest(paths[0]),
                 params=self._params if paths[0].dense is not None else None,
                 filter=engine_filter,
-                with_payload=True,
+                with_payload=payload,
                 with_vector=request.with_vectors,
             )
         fusion: qe.Fusion.Rrf | qe.Fusion.Dbsf = (
@@ -329,7 +328,7 @@ class EdgeStore(StoreBase):
             ],
             query=fusion,  # type: ignore[arg-type]
             filter=engine_filter,
-            with_payload=True,
+            with_payload=payload,
             with_vector=request.with_vectors,
         )
 

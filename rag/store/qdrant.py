@@ -289,46 +289,7 @@ class QdrantStore(StoreBase):
         return int(n)
 
     def query(self, collection: str, request: SearchRequest) -> list[Hit]:
-        spec = self.spec(collection)
-        paths = clean_request(collection, spec, request)
-        engine_filter = _filter(translate(request.filter))
-        with self._call(collection, "query") as client:
-            if len(paths) == 1:
-                response = client.query_points(
-                    collection,
-                    query=_query_vector(paths[0]),
-                    using=paths[0].using,
-                    query_filter=engine_filter,
-                    search_params=self._params if paths[0].dense is not None else None,
-                    limit=request.limit,
-                    with_payload=True,
-                    with_vectors=request.with_vectors,
-                    consistency=self.cluster.consistency(),
-                )
-            else:
-                fusion = models.Fusion.RRF if request.fusion == "rrf" else models.Fusion.DBSF
-                response = client.query_points(
-                    collection,
-                    # The filter goes into every prefetch too: filtering only the fused
-                    # top would let non-matching points use up each path's limit.
-                    prefetch=[
-                        models.Prefetch(
-                            query=_query_vector(p),
-                            using=p.using,
-                            filter=engine_filter,
-                            limit=p.limit,
-                            params=self._params if p.dense is not None else None,
-                        )
-                        for p in paths
-                    ],
-                    query=models.FusionQuery(fusion=fusion),
-                    query_filter=engine_filter,
-                    limit=request.limit,
-                    with_payload=True,
-                    with_vectors=request.with_vectors,
-                    consistency=self.cluster.consistency(),
-                )
-        return scored_hits(response.points, spec, request.with_vectors)
+        return self.query_batch(collection, [request])[0]
 
     def query_batch(self, collection: str, requests: list[SearchRequest]) -> list[list[Hit]]:
         """Several queries in one call (``query_batch_points``): one round trip to a
@@ -336,20 +297,24 @@ class QdrantStore(StoreBase):
         spec = self.spec(collection)
         batch = [self._query_request(collection, spec, r) for r in requests]
         with self._call(collection, "query") as client:
-            responses = client.query_batch_points(collection, requests=batch)
+            responses = client.query_batch_points(collection, requests=batch,
+                                                  consistency=self.cluster.consistency())
         return [scored_hits(resp.points, spec, r.with_vectors)
                 for resp, r in zip(responses, requests, strict=True)]
 
     def _query_request(self, collection: str, spec: CollectionSpec,
                        request: SearchRequest) -> models.QueryRequest:
-        """What :meth:`query` sends, as one request of a batch."""
+        """One query of a batch (a lone :meth:`query` is a batch of one)."""
         paths = clean_request(collection, spec, request)
         engine_filter = _filter(translate(request.filter))
+        payload: bool | models.PayloadSelectorExclude = (
+            models.PayloadSelectorExclude(exclude=list(request.exclude_payload))
+            if request.exclude_payload else True)
         if len(paths) == 1:
             return models.QueryRequest(
                 query=_query_vector(paths[0]), using=paths[0].using, filter=engine_filter,
                 params=self._params if paths[0].dense is not None else None,
-                limit=request.limit, with_payload=True, with_vector=request.with_vectors,
+                limit=request.limit, with_payload=payload, with_vector=request.with_vectors,
             )
         fusion = models.Fusion.RRF if request.fusion == "rrf" else models.Fusion.DBSF
         return models.QueryRequest(
@@ -360,7 +325,7 @@ class QdrantStore(StoreBase):
                 for p in paths
             ],
             query=models.FusionQuery(fusion=fusion), filter=engine_filter,
-            limit=request.limit, with_payload=True, with_vector=request.with_vectors,
+            limit=request.limit, with_payload=payload, with_vector=request.with_vectors,
         )
 
     def scroll(

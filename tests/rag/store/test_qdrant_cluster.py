@@ -80,6 +80,10 @@ class FakeQdrant(BaseHTTPRequestHandler):
             self._answer({"operation_id": 1, "status": "completed"})
         elif parts[-1] == "query":
             self._answer({"points": []})
+        elif parts[-2:] == ["query", "batch"]:
+            self._answer([{"points": []} for _ in (body or {}).get("searches", [])])
+        elif parts[-1] == "points" and self.command == "POST":  # lookup by id
+            self._answer([])
         elif parts[-1] == "scroll":
             self._answer({"points": [], "next_page_offset": None})
         else:
@@ -126,10 +130,13 @@ def test_every_read_asks_for_the_configured_consistency(qdrant: str) -> None:
     store.query("docs", SearchRequest(paths=[VectorQuery("text", [1.0, 0, 0, 0], 3)],
                                       limit=3))
     list(store.scroll("docs"))
-    (query,) = _sent("POST", "/points/query")
+    store.retrieve("docs", ["00000000-0000-0000-0000-000000000001"])
+    (query,) = _sent("POST", "/points/query/batch")
     (scroll,) = _sent("POST", "/points/scroll")
+    (lookup,) = _sent("POST", "/collections/docs/points")
     assert query[0]["consistency"] == ["majority"]
     assert scroll[0]["consistency"] == ["majority"]
+    assert lookup[0]["consistency"] == ["majority"]
     store.close()
 
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
+from dataclasses import replace
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -572,6 +573,22 @@ class TestStoreContract:
         assert list(store.scroll(C, Filter(doc_id="none"))) == []
         with pytest.raises(BadInput):
             store.scroll(C, batch=0)
+
+    def test_a_query_can_leave_payload_keys_out(self, store: VectorStore) -> None:
+        store.ensure(C, SPEC)
+        box = {"text": "Total 42", "box": [0.1, 0.2, 0.5, 0.3], "confidence": 0.9}
+        store.upsert(C, [point(1, text=t((0, 1)), source="a.png", body="Total 42",
+                               boxes=[box])])
+        req = SearchRequest(paths=[VectorQuery(using=TEXT, vector=t((0, 1)), limit=5)],
+                            limit=5)
+        (full,) = store.query(C, req)
+        assert [b.text for b in full.boxes] == ["Total 42"]
+        for lean in (store.query(C, replace(req, exclude_payload=("boxes",)))[0],
+                     store.query_batch(C, [replace(req, exclude_payload=("boxes",))])[0][0]):
+            assert lean.id == full.id and lean.source == "a.png" and lean.text == "Total 42"
+            assert list(lean.boxes) == []
+        (again,) = store.retrieve(C, [full.id])
+        assert [b.text for b in again.boxes] == ["Total 42"]
 
     def test_retrieve_looks_points_up_by_id(self, store: VectorStore) -> None:
         store.ensure(C, SPEC)
