@@ -14,9 +14,9 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from dataclasses import replace
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
