@@ -169,7 +169,7 @@ def level_row(route: str, clients: int, res: dict[str, Any], base_rps: float) ->
     return (f"| {route:<6} | {clients:>7} | {len(res['ms']):>6} | {res['rps']:>7.1f} | "
             f"{ratio:>5.2f}x | {pct(ms, 0.5):>7.1f} | {pct(ms, 0.95):>7.1f} | "
             f"{pct(ms, 0.99):>7.1f} | {res['shed']:>5} | {res['failed']:>6} | "
-            f"{res['cpu_ms']:>6.1f} |")
+            f"{res['cpu_ms']:>6.1f} | {res.get('client_cpu_ms', float('nan')):>6.1f} |")
 
 
 def throughput(url: str, queries: list[str], args: argparse.Namespace) -> list[str]:
@@ -294,11 +294,12 @@ def main() -> None:
     print(f"\nthroughput: closed-loop clients for {args.seconds:.0f} s per level, one "
           "connection each, in a separate process; x = requests/s over the 1-client rate; "
           "shed = 429/503 with Retry-After (the client waits it); failed = anything else; "
-          "cpu = the server's CPU ms per answered request\n")
+          "cpu = the server's CPU ms per answered request; client = the load generator's "
+          "CPU ms per request (taken from the same cores)\n")
     print("| route  | clients |     ok |   req/s |      x |     p50 |     p95 |     p99 |"
-          "  shed | failed |    cpu |")
+          "  shed | failed |    cpu | client |")
     print("|--------|--------:|-------:|--------:|-------:|--------:|--------:|--------:|"
-          "------:|-------:|-------:|")
+          "------:|-------:|-------:|-------:|")
     for line in levels:
         print(line)
     if cli_s:
