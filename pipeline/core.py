@@ -133,7 +133,7 @@ class Pipeline:
     @functools.cached_property
     def _admission(self) -> Admission:
         api = self.settings.api
-        workers = api.query_workers if api.query_workers > 0 else 2 * (os.cpu_count() or 1)
+        workers = api.query_workers if api.query_workers > 0 else 8 * (os.cpu_count() or 1)
         return Admission(api.max_queue, workers)
 
     @functools.cached_property
@@ -452,7 +452,7 @@ class Pipeline:
 
     @_gated
     def has_collection(self, name: str) -> bool:
-        return name in self._store.collections()
+        return self._store.exists(name)
 
     @_gated
     def ensure_collection(self, name: str) -> bool:

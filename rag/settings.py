@@ -338,8 +338,10 @@ class ApiSettings(_Section):
     # in flight a stage waits up to batch_wait_ms for more (a lone query never waits).
     max_batch: int = 32
     batch_wait_ms: float = 2.0
-    # Admitted queries that run at once (the rest wait their turn, blocked): their
-    # Python work shares the GIL, so more only slows each. 0: auto, 2 per core.
+    # Admitted queries that run at once (the rest wait their turn, blocked, in arrival
+    # order): their Python work shares the GIL. 0: auto, 8 per core; enough that while
+    # some wait on the encoder or the store others have Python work to do (16 clients
+    # on 2 cores: 86 req/s with 4, 98 with 16; benchmarks/bench_api.py).
     query_workers: int = 0
     # Where job state and spooled uploads live; empty: <data_dir>/jobs. Several API
     # replicas pointed at one shared folder (NFS, a shared volume) answer for each

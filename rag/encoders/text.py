@@ -8,9 +8,10 @@ would on a connected machine; here it must already be in the HF cache.
 ``runtime`` picks what runs the transformer: torch (sentence-transformers itself, on any
 device, bf16/fp16 autocast on GPUs), or onnxruntime / OpenVINO on the CPU over an ONNX
 export of the same model with onnxruntime's transformer fusions (attention, GELU,
-skip-LayerNorm). ``auto`` (the default) is onnxruntime on the CPU and torch on a GPU: on
-two cores a one-line query encodes in ~7 ms instead of ~27 ms (torch's per-module
-overhead), which was most of a search, and 256-token batches run ~15% faster. The export
+skip-LayerNorm). ``auto`` (the default) is OpenVINO on the CPU (onnxruntime when
+OpenVINO is not installed) and torch on a GPU: on two cores a one-line query encodes in
+~2 ms on OpenVINO, ~3.5 ms on onnxruntime and ~27 ms on torch (its per-module overhead
+was most of a search), and 256-token batches run ~15% faster than on torch. The export
 is made once from the loaded weights (~17 s for MiniLM) and cached in ``text.export_dir``
 (default ``<data_dir>/models``); sentence-transformers' own ``backend="onnx"`` needs optimum, whose
 releases pin an older transformers than this project uses. The tokenizer, pooling and
@@ -89,7 +90,7 @@ class SentenceTransformerEncoder:
             if runtime in ("auto", "torch"):
                 device = resolve_device(s.device)
                 if runtime == "auto":
-                    runtime = "onnx" if device == "cpu" else "torch"
+                    runtime = _cpu_runtime() if device == "cpu" else "torch"
             dtype = resolve_dtype(s.precision, device) if runtime == "torch" else None
             if s.threads > 0 and device == "cpu":
                 import torch
@@ -332,6 +333,19 @@ def _fuse(src: Path, dst: Path, config: Any) -> None:
         opt.save_model_to_file(str(dst))
     except Exception:  # an architecture the fusions do not know: keep the plain graph
         os.replace(src, dst)
+
+
+def _cpu_runtime() -> str:
+    """What ``runtime: auto`` runs the export on, on a CPU: OpenVINO when it is installed
+    (a dependency of mmrag), else onnxruntime. Same vectors (cosine > 0.99998); on 2
+    cores a one-line query encodes in 1.7 ms instead of 3.5 (3.3 instead of 5.8 ms of
+    CPU), batches of 16 queries in 1.7 instead of 3.0 ms of CPU a query, and long chunks
+    no slower."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return "onnx"
+    return "openvino"
 
 
 def _onnxruntime(path: Path, threads: int) -> Any:

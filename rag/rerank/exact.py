@@ -12,10 +12,11 @@ point and its own text chunk) so the top-k shows distinct evidence.
 from __future__ import annotations
 
 import functools
+from typing import cast
 
 import numpy as np
 
-from rag.rerank.scoring import dbsf_normalise, document_boost, mmr_order, similarity
+from rag.rerank.scoring import dbsf_array, document_boost, mmr_order, sparse_dots
 from rag.settings import RetrievalSettings
 from rag.types import CLIP, TEXT, Hit, SparseVector, Vector
 
@@ -55,19 +56,19 @@ class ExactReranker:
             weight = self.weights.get(name, 1.0)
             if weight == 0:
                 continue
+            raw = np.full(len(hits), np.nan)  # NaN: the candidate lacks this vector
             if isinstance(qvec, SparseVector):
-                raw = [
-                    similarity(qvec, h.vectors[name]) if name in h.vectors else None
-                    for h in hits
-                ]
+                idx = [i for i, h in enumerate(hits)
+                       if isinstance(h.vectors.get(name), SparseVector)]
+                found = sparse_dots(qvec, [cast(SparseVector, hits[i].vectors[name])
+                                           for i in idx])
             else:
                 idx, mat = rows[name]
                 q = np.asarray(qvec, dtype=np.float32)
                 q = q / max(float(np.linalg.norm(q)), 1e-12)
-                raw = [None] * len(hits)
-                for i, s in zip(idx, mat @ q if len(idx) else [], strict=True):
-                    raw[i] = float(s)
-            total += weight * np.asarray(dbsf_normalise(raw))
+                found = mat @ q if len(idx) else np.zeros(0)
+            raw[idx] = found
+            total += weight * dbsf_array(raw)
         return [float(x) for x in total]
 
     def _pairwise(self, hits: list[Hit], rows: _Rows) -> np.ndarray:

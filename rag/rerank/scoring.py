@@ -24,20 +24,42 @@ def similarity(a: Vector, b: Vector) -> float:
 def dbsf_normalise(scores: Sequence[float | None]) -> list[float]:
     """Distribution-based score normalisation (as Qdrant's DBSF): map mean ± 3σ to 0..1,
     clip outside; missing scores (a candidate without that vector) become 0."""
-    present = np.array([s for s in scores if s is not None], dtype=np.float64)
-    if present.size == 0:
-        return [0.0 for _ in scores]
-    mean, std = float(present.mean()), float(present.std())
+    raw = np.array([np.nan if s is None else s for s in scores], dtype=np.float64)
+    return [float(x) for x in dbsf_array(raw)]
+
+
+def dbsf_array(raw: np.ndarray) -> np.ndarray:
+    """:func:`dbsf_normalise` over an array, NaN for a missing score (the reranker's form:
+    one numpy pass instead of a Python loop per candidate)."""
+    out = np.zeros(raw.shape[0], dtype=np.float64)
+    present = ~np.isnan(raw)
+    if not present.any():
+        return out
+    values = raw[present]
+    mean, std = float(values.mean()), float(values.std())
     lo, hi = mean - 3 * std, mean + 3 * std
-    out = []
-    for s in scores:
-        if s is None:
-            out.append(0.0)
-        elif hi - lo <= 1e-12:
-            out.append(0.5)
-        else:
-            out.append(float(min(1.0, max(0.0, (s - lo) / (hi - lo)))))
+    out[present] = 0.5 if hi - lo <= 1e-12 else np.clip((values - lo) / (hi - lo), 0.0, 1.0)
     return out
+
+
+def sparse_dots(query: SparseVector, vectors: Sequence[SparseVector]) -> np.ndarray:
+    """The dot product of ``query`` with each of ``vectors``, in one numpy pass: every
+    vector's entries are looked up among the query's (sorted) indices at once."""
+    out = np.zeros(len(vectors), dtype=np.float64)
+    if not vectors or not query.indices:
+        return out
+    q_idx = np.asarray(query.indices, dtype=np.int64)
+    order = np.argsort(q_idx, kind="stable")
+    q_idx, q_val = q_idx[order], np.asarray(query.values, dtype=np.float64)[order]
+    lengths = [len(v.indices) for v in vectors]
+    idx = np.fromiter((i for v in vectors for i in v.indices), dtype=np.int64,
+                      count=sum(lengths))
+    val = np.fromiter((x for v in vectors for x in v.values), dtype=np.float64,
+                      count=sum(lengths))
+    owner = np.repeat(np.arange(len(vectors)), lengths)
+    pos = np.minimum(np.searchsorted(q_idx, idx), len(q_idx) - 1)
+    hit = q_idx[pos] == idx
+    return np.bincount(owner[hit], weights=val[hit] * q_val[pos[hit]], minlength=len(vectors))
 
 
 def mmr_order(

@@ -16,6 +16,11 @@ class VectorStore(Protocol):
         """Names of existing collections, sorted."""
         ...
 
+    def exists(self, collection: str) -> bool:
+        """Whether ``collection`` exists: what every query checks first, so it costs one
+        lookup, not a listing of every collection."""
+        ...
+
     def ensure(self, collection: str, spec: CollectionSpec) -> None:
         """Create the collection if missing. Raise ``Conflict`` if it exists with other
         vector names or sizes (say which, and that a new collection name is needed)."""

@@ -203,6 +203,10 @@ class EdgeStore(StoreBase):
             and (entry / CONFIG_FILE).is_file()
         )
 
+    def exists(self, collection: str) -> bool:
+        return bool(COLLECTION_NAME.fullmatch(collection)) and (
+            self.root / collection / CONFIG_FILE).is_file()
+
     def ensure(self, collection: str, spec: CollectionSpec) -> None:
         check_name(collection)
         check_spec(spec)

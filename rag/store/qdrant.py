@@ -31,6 +31,7 @@ from qdrant_client import QdrantClient, models
 from rag.errors import ConfigError, MmragError
 from rag.payload import INDEXED_KEYS, TENANT
 from rag.store._common import (
+    COLLECTION_NAME,
     RRF_K,
     UPSERT_SLICE,
     CleanPath,
@@ -181,6 +182,12 @@ class QdrantStore(StoreBase):
         with self._call(None, "list collections") as client:
             names = [c.name for c in client.get_collections().collections]
         return sorted(names)
+
+    def exists(self, collection: str) -> bool:
+        if not COLLECTION_NAME.fullmatch(collection):
+            return False  # no collection can have that name
+        with self._call(None, "look up a collection") as client:
+            return bool(client.collection_exists(collection))
 
     def ensure(self, collection: str, spec: CollectionSpec) -> None:
         check_name(collection)

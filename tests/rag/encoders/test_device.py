@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -174,8 +175,8 @@ def test_text_bf16_on_cpu_stays_close_to_fp32(tmp_path: Path) -> None:
     assert cos.min() > 0.99
 
 
-def test_text_runtime_auto_is_onnx_on_cpu_and_torch_for_models_it_cannot_export(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+def test_text_runtime_auto_is_openvino_on_cpu_and_torch_for_models_it_cannot_export(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from sentence_transformers import SentenceTransformer, models
 
@@ -185,7 +186,13 @@ def test_text_runtime_auto_is_onnx_on_cpu_and_torch_for_models_it_cannot_export(
     assert auto.runtime == "auto"
     enc = SentenceTransformerEncoder(auto, offline=True, cache_dir=tmp_path / "models")
     enc.load()
-    assert enc.runtime == "onnx"
+    assert enc.runtime == "openvino"
+    # Without OpenVINO installed, auto runs the same export on onnxruntime: same vectors.
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    plain = SentenceTransformerEncoder(auto, offline=True, cache_dir=tmp_path / "models")
+    texts = ["rotate the TLS certificate", "ünïcödé 東京"]
+    cos = (enc.encode(texts) * plain.encode(texts)).sum(axis=1)
+    assert plain.runtime == "onnx" and cos.min() > 0.9999
     # A projection head after pooling is not something the export reproduces: auto runs it
     # on torch (and says so), an explicit onnx refuses it.
     base = SentenceTransformer(resolve_model_path("all-MiniLM-L6-v2"), device="cpu")

@@ -5,7 +5,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rag.rerank.exact import ExactReranker
-from rag.rerank.scoring import dbsf_normalise, document_boost, mmr_order, similarity
+from rag.rerank.scoring import (
+    dbsf_normalise,
+    document_boost,
+    mmr_order,
+    similarity,
+    sparse_dots,
+)
 from rag.settings import RetrievalSettings
 from rag.types import Hit, SparseVector
 
@@ -49,6 +55,20 @@ def test_similarity_dense_and_sparse() -> None:
     assert abs(similarity([1.0, 0.0], [0.0, 2.0])) < 1e-9
     assert similarity(SparseVector((1, 5), (1.0, 1.0)), SparseVector((5, 9), (2.0, 3.0))) == 2.0
     assert similarity(SparseVector((1,), (1.0,)), [1.0]) == 0.0
+
+
+sparse = st.dictionaries(st.integers(0, 40), st.floats(-10, 10), max_size=12).map(
+    lambda d: SparseVector(tuple(d), tuple(d.values())))
+
+
+@given(sparse, st.lists(sparse, max_size=8))
+def test_sparse_dots_are_the_pairwise_dot_products(q: SparseVector,
+                                                   vs: list[SparseVector]) -> None:
+    """The reranker's one-pass BM25 scores equal one dot product per candidate."""
+    got = sparse_dots(q, vs)
+    assert got.shape == (len(vs),)
+    for g, v in zip(got, vs, strict=True):
+        assert abs(g - similarity(q, v)) <= 1e-9 * max(1.0, abs(g))
 
 
 def _hit(i: int, text: str, vec: list[float]) -> Hit:

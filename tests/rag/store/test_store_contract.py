@@ -217,6 +217,15 @@ class TestStoreContract:
             store.ensure(name, SPEC)
         assert store.collections() == sorted(["zeta", "Alpha", "mid_1.v2"])
 
+    def test_exists_answers_what_collections_lists(self, store: VectorStore) -> None:
+        assert not store.exists(C)
+        store.ensure(C, SPEC)
+        assert store.exists(C)
+        for other in ("zeta", "../" + C, C + "\n", "", "x" * 200):
+            assert not store.exists(other)  # odd names are simply absent, never an error
+        store.drop(C)
+        assert not store.exists(C) and store.collections() == []
+
     def test_ensure_with_other_vectors_conflicts(self, store: VectorStore) -> None:
         store.ensure(C, SPEC)
         cases = [
