@@ -86,7 +86,7 @@ async def client(url: str, spec: dict[str, Any], requests: list[bytes], deadline
             if headers.get("connection", "").lower() == "close":
                 writer.close()
                 conn = None
-        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError) as exc:
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
             out["failed"] += 1
             out["errors"].append(f"{type(exc).__name__}: {exc}")
             if conn is not None:
