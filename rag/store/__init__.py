@@ -16,7 +16,8 @@ def _edge(settings: Settings) -> VectorStore:
     from rag.store.edge import EdgeStore
 
     s = settings.store
-    return EdgeStore(settings.data_path / "edge", s.quantization, s.oversampling, s.hnsw_ef)
+    return EdgeStore(settings.data_path / "edge", s.quantization, s.oversampling, s.hnsw_ef,
+                     s.cache_points)
 
 
 def _qdrant(settings: Settings) -> VectorStore:

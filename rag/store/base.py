@@ -46,7 +46,7 @@ class VectorStore(Protocol):
     def query(self, collection: str, request: SearchRequest) -> list[Hit]:
         """Prefetch each path, fuse (RRF/DBSF) inside the engine, return hits best first.
         With one path, no fusion: plain nearest-neighbour scores. ``with_vectors`` fills
-        ``Hit.vectors`` (dense as list[float], sparse as SparseVector)."""
+        ``Hit.vectors`` (dense as list[float] or a float32 array, sparse as SparseVector)."""
         ...
 
     def query_batch(self, collection: str, requests: list[SearchRequest]) -> list[list[Hit]]:

@@ -35,7 +35,7 @@ import numpy as np
 import qdrant_edge as qe
 
 from rag.errors import Conflict, MmragError
-from rag.payload import INDEXED_KEYS
+from rag.payload import INDEXED_KEYS, hit_from_payload
 from rag.store._common import (
     COLLECTION_NAME,
     RRF_K,
@@ -51,12 +51,14 @@ from rag.store._common import (
     clean_request,
     conflict,
     delete_conditions,
+    from_engine_vectors,
     not_found,
     paged_hits,
     plain_hits,
     scored_hits,
 )
 from rag.store._filters import Conditions, MatchAnyOf, NumberEquals, translate
+from rag.store.point_cache import PointCache, compact, scored
 from rag.types import CollectionSpec, Filter, Hit, Point, SearchRequest
 
 # Where Qdrant Edge persists a shard's configuration (documented in its shard lifecycle
@@ -72,6 +74,8 @@ class _Shard:
     spec: CollectionSpec
     lock: threading.Lock = field(default_factory=threading.Lock)
     closed: bool = False
+    # Converted points read from this shard (rag/store/point_cache.py); cleared by writes.
+    cache: PointCache = field(default_factory=lambda: PointCache(0))
 
 
 @contextmanager
@@ -180,7 +184,7 @@ class EdgeStore(StoreBase):
     """:class:`~rag.store.base.VectorStore` on Qdrant Edge, persisted under ``root``."""
 
     def __init__(self, root: Path, quantization: str = "none", oversampling: float = 2.0,
-                 hnsw_ef: int = 128) -> None:
+                 hnsw_ef: int = 128, cache_points: int = 4096) -> None:
         # Cheap by design: nothing is created or opened until a collection is used.
         self.root = Path(root).expanduser()
         self.quantization = quantization
@@ -188,6 +192,7 @@ class EdgeStore(StoreBase):
         # on collections created without quantization).
         self._params = qe.SearchParams(hnsw_ef=hnsw_ef, quantization=qe.QuantizationSearchParams(
             rescore=True, oversampling=oversampling))
+        self.cache_points = cache_points
         self._lock = threading.Lock()  # guards _shards and folder-level changes
         self._shards: dict[str, _Shard] = {}
 
@@ -272,7 +277,9 @@ class EdgeStore(StoreBase):
         clean = clean_points(collection, held.spec, points)
         if not clean:
             return
-        with self._use(collection, "write to") as shard:
+        with self._use_held(collection, "write to") as held:
+            held.cache.clear()
+            shard = held.shard
             for start in range(0, len(clean), UPSERT_SLICE):
                 batch = [_point(p) for p in clean[start : start + UPSERT_SLICE]]
                 shard.update(qe.UpdateOperation.upsert_points(batch))
@@ -281,9 +288,11 @@ class EdgeStore(StoreBase):
     def delete(self, collection: str, flt: Filter) -> int:
         engine_filter = _filter(delete_conditions(collection, flt))
         assert engine_filter is not None  # conds is not None
-        with self._use(collection, "delete from") as shard:
+        with self._use_held(collection, "delete from") as held:
+            shard = held.shard
             n = shard.count(qe.CountRequest(exact=True, filter=engine_filter))
             if n:
+                held.cache.clear()
                 shard.update(qe.UpdateOperation.delete_points_by_filter(engine_filter))
                 shard.flush()
         return n
@@ -293,22 +302,54 @@ class EdgeStore(StoreBase):
 
     def query_batch(self, collection: str, requests: list[SearchRequest]) -> list[list[Hit]]:
         """Several queries in one engine call: Edge plans them together (one pass over
-        the segments) and the shard's lock is taken once, not once per query."""
+        the segments) and the shard's lock is taken once, not once per query. With the
+        point cache on, the engine returns ids and scores only; the points come from the
+        cache, and those it lacks are read by id under the same lock."""
         held = self._open(collection)
+        bare = self.cache_points > 0
         batch = qe.QueryBatchRequest(
-            [self._engine_request(collection, held.spec, r) for r in requests])
-        with self._use(collection, "query") as shard:
-            found = shard.query_batch(batch)
-        return [scored_hits(points, held.spec, r.with_vectors)
-                for points, r in zip(found, requests, strict=True)]
+            [self._engine_request(collection, held.spec, r, bare) for r in requests])
+        with self._use_held(collection, "query") as held:
+            found = held.shard.query_batch(batch)
+            if bare:
+                vectors = any(r.with_vectors for r in requests)
+                points = self._cached(held, [str(p.id) for ps in found for p in ps], vectors)
+        if not bare:
+            return [scored_hits(ps, held.spec, r.with_vectors)
+                    for ps, r in zip(found, requests, strict=True)]
+        return [[scored(points[str(p.id)], p.score, r.with_vectors, r.exclude_payload) for p in ps
+                 if str(p.id) in points]  # absent only if deleted mid-call: never here
+                for ps, r in zip(found, requests, strict=True)]
+
+    def _cached(self, held: _Shard, ids: list[str], vectors: bool) -> dict[str, Hit]:
+        """The converted points of ``ids`` (those that exist), from the cache or read by
+        id; the caller holds the shard's lock."""
+        cache = held.cache
+        missing = cache.missing(dict.fromkeys(ids), vectors)
+        out = cache.get(ids)
+        if missing:
+            records = held.shard.retrieve(list[Any](missing), with_payload=True,
+                                          with_vector=vectors)
+            fresh = [compact(hit_from_payload(
+                str(r.id), 0.0, r.payload or {},
+                from_engine_vectors(r.vector, held.spec) if vectors else None))
+                for r in records]
+            cache.put(fresh, vectors)
+            out.update((h.id, h) for h in fresh)
+        return out
 
     def _engine_request(self, collection: str, spec: CollectionSpec,
-                        request: SearchRequest) -> qe.QueryRequest:
+                        request: SearchRequest, bare: bool = False) -> qe.QueryRequest:
+        """The engine's form of ``request``; ``bare``: ids and scores only (the point
+        cache supplies payloads and vectors)."""
         paths = clean_request(collection, spec, request)
         engine_filter = _filter(translate(request.filter))
         payload: bool | qe.PayloadSelector = (
             qe.PayloadSelector.Exclude(list(request.exclude_payload))
             if request.exclude_payload else True)
+        with_vector = request.with_vectors
+        if bare:
+            payload, with_vector = False, False
         if len(paths) == 1:
             return qe.QueryRequest(
                 limit=request.limit,
@@ -316,7 +357,7 @@ class EdgeStore(StoreBase):
                 params=self._params if paths[0].dense is not None else None,
                 filter=engine_filter,
                 with_payload=payload,
-                with_vector=request.with_vectors,
+                with_vector=with_vector,
             )
         fusion: qe.Fusion.Rrf | qe.Fusion.Dbsf = (
             qe.Fusion.Rrf(k=RRF_K) if request.fusion == "rrf" else qe.Fusion.Dbsf()
@@ -333,7 +374,7 @@ class EdgeStore(StoreBase):
             query=fusion,  # type: ignore[arg-type]
             filter=engine_filter,
             with_payload=payload,
-            with_vector=request.with_vectors,
+            with_vector=with_vector,
         )
 
     def scroll(
@@ -364,9 +405,14 @@ class EdgeStore(StoreBase):
         if not ids:
             self._open(collection)
             return []
-        with self._use(collection, "retrieve") as shard:
-            records = shard.retrieve(list(ids), with_payload=True, with_vector=False)
-        return plain_hits(records)
+        if self.cache_points <= 0:
+            with self._use(collection, "retrieve") as shard:
+                records = shard.retrieve(list(ids), with_payload=True, with_vector=False)
+            return plain_hits(records)
+        wanted = list(dict.fromkeys(ids))
+        with self._use_held(collection, "retrieve") as held:
+            points = self._cached(held, wanted, False)
+        return [scored(points[i], 0.0, False) for i in wanted if i in points]
 
     def count(self, collection: str, flt: Filter | None = None) -> int:
         engine_filter = _filter(translate(flt))
@@ -420,14 +466,21 @@ class EdgeStore(StoreBase):
                 raise not_found(collection)
             with _engine("open", collection):
                 shard = qe.EdgeShard.load(str(path))
-            held = _Shard(shard, layout.to_spec())
+            held = _Shard(shard, layout.to_spec(), cache=PointCache(self.cache_points))
             self._shards[collection] = held
             return held
 
     @contextmanager
     def _use(self, collection: str, action: str) -> Iterator[qe.EdgeShard]:
-        """The shard, locked for one call. A shard dropped or closed by another thread
-        between lookup and lock reads as missing (or is reopened), never as a crash."""
+        """The shard, locked for one call (see :meth:`_use_held`)."""
+        with self._use_held(collection, action) as held:
+            yield held.shard
+
+    @contextmanager
+    def _use_held(self, collection: str, action: str) -> Iterator[_Shard]:
+        """The open shard (engine, spec, cache), locked for one call. A shard dropped or
+        closed by another thread between lookup and lock reads as missing (or is
+        reopened), never as a crash."""
         while True:
             held = self._open(collection)
             with held.lock:
@@ -436,5 +489,5 @@ class EdgeStore(StoreBase):
                         continue  # closed by close(): reopen
                     raise not_found(collection)
                 with _engine(action, collection):
-                    yield held.shard
+                    yield held
                 return

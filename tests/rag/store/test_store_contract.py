@@ -146,6 +146,10 @@ def search(
 
 BACKENDS: dict[str, Callable[[Path], VectorStore]] = {
     "edge": lambda tmp: EdgeStore(tmp / "edge"),
+    # The point cache off, and one so small that every query evicts: whatever the cache
+    # does, hits are the engine's (rag/store/point_cache.py).
+    "edge-nocache": lambda tmp: EdgeStore(tmp / "edge", cache_points=0),
+    "edge-cache2": lambda tmp: EdgeStore(tmp / "edge", cache_points=2),
     "qdrant-memory": lambda tmp: QdrantStore(url=":memory:"),
     "qdrant-path": lambda tmp: QdrantStore(path=str(tmp / "qdrant")),
 }
