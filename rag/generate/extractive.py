@@ -18,6 +18,7 @@ Two rules keep it grounded in what search found:
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -73,15 +74,20 @@ _TABLE_ROW = re.compile(r"\|.*\||\t|\S {2,}\S")
 _TERMINAL = re.compile(r"[.!?:;]['\")\]]?$")
 
 
-def terms(text: str) -> set[str]:
+@functools.lru_cache(maxsize=16384)
+def terms(text: str) -> frozenset[str]:
     """Content words of ``text``: lowercased, stopwords dropped, plural/verb endings cut
-    so "ports" matches "port" and "configured" matches "configure"."""
+    so "ports" matches "port" and "configured" matches "configure".
+
+    Memoised, as :func:`split_units` is: a chat quotes from the same few hundred chunks
+    over and over, and splitting and stemming them again was a third of a chat's
+    Python time on a busy server (answers are the same, the work is done once)."""
     out: set[str] = set()
     for word in _WORD.findall(text.lower()):
         if len(word) < 2 or word in STOPWORDS:
             continue
         out.add(_stem(word))
-    return out
+    return frozenset(out)
 
 
 def _stem(word: str) -> str:
@@ -160,7 +166,7 @@ def _ocr_blocks(lines: list[str]) -> list[str]:
 
 
 def split_units(text: str, lines: bool = False) -> list[str]:
-    """The quotable units of a chunk, in order.
+    """The quotable units of a chunk, in order (memoised; see :func:`terms`).
 
     With ``lines`` (OCR text) every line is a unit (lines on one row were already joined
     by OCR layout, so a table row stays one unit), save wrapped sentences
@@ -168,7 +174,12 @@ def split_units(text: str, lines: bool = False) -> list[str]:
     blocks (wrapped lines joined; list items, headings and table rows kept alone) and
     blocks into sentences. Over-long units are cut into word-aligned pieces.
     """
-    raw = (text or "").replace("\r\n", "\n").replace("\r", "\n")
+    return list(_split_units(text or "", lines))
+
+
+@functools.lru_cache(maxsize=4096)
+def _split_units(text: str, lines: bool) -> tuple[str, ...]:
+    raw = text.replace("\r\n", "\n").replace("\r", "\n")
     pieces: list[str] = []
     for para in _PARAGRAPH.split(raw):
         raw_lines = para.split("\n")
@@ -180,7 +191,7 @@ def split_units(text: str, lines: bool = False) -> list[str]:
                 blocks.extend([block] if structural else _SENTENCE_END.split(block))
         for block in blocks:
             pieces.extend(_cut(block.strip(), MAX_QUOTE_CHARS))
-    return [p for p in pieces if p]
+    return tuple(p for p in pieces if p)
 
 
 def split_sentences(text: str) -> list[str]:
@@ -224,7 +235,7 @@ def score_units(question: str, sources: list[Source]) -> list[Quote]:
     earlier units.
     """
     wanted = terms(question)
-    candidates: list[tuple[int, int, str, set[str]]] = []
+    candidates: list[tuple[int, int, str, frozenset[str]]] = []
     for source in sources:
         for pos, unit in enumerate(units_of(source.hit)):
             if len(_WORD.findall(unit)) < MIN_QUOTE_WORDS:
