@@ -74,11 +74,19 @@ class PayloadBoxes(Sequence[OcrBox]):
     front was most of the store's share of a search.
     """
 
-    __slots__ = ("_raw", "_boxes")
+    __slots__ = ("_raw", "_boxes", "_json")
 
     def __init__(self, raw: Sequence[dict[str, Any]]) -> None:
         self._raw = raw
         self._boxes: list[OcrBox] | None = None
+        self._json: list[dict[str, Any]] | None = None
+
+    def to_payload(self) -> list[dict[str, Any]]:
+        """The boxes as :meth:`OcrBox.to_payload` gives them, made once: a cached point
+        (rag/store/point_cache.py) is shown again and again. Read-only."""
+        if self._json is None:
+            self._json = [b.to_payload() for b in self._items()]
+        return list(self._json)
 
     def _items(self) -> list[OcrBox]:
         if self._boxes is None:
@@ -189,7 +197,8 @@ class Hit:
             "chunk": self.chunk,
             "doc_id": self.doc_id,
             "media": self.media,
-            "boxes": [b.to_payload() for b in self.boxes],
+            "boxes": (self.boxes.to_payload() if isinstance(self.boxes, PayloadBoxes)
+                      else [b.to_payload() for b in self.boxes]),
             "metadata": self.metadata,
             "start": self.start,
             "end": self.end,

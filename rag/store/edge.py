@@ -313,13 +313,14 @@ class EdgeStore(StoreBase):
             found = held.shard.query_batch(batch)
             if bare:
                 vectors = any(r.with_vectors for r in requests)
-                points = self._cached(held, [str(p.id) for ps in found for p in ps], vectors)
+                keyed = [[(str(p.id), p.score) for p in ps] for ps in found]
+                points = self._cached(held, [i for ks in keyed for i, _ in ks], vectors)
         if not bare:
             return [scored_hits(ps, held.spec, r.with_vectors)
                     for ps, r in zip(found, requests, strict=True)]
-        return [[scored(points[str(p.id)], p.score, r.with_vectors, r.exclude_payload) for p in ps
-                 if str(p.id) in points]  # absent only if deleted mid-call: never here
-                for ps, r in zip(found, requests, strict=True)]
+        return [[scored(points[i], score, r.with_vectors, r.exclude_payload)
+                 for i, score in ks if i in points]  # absent only if deleted meanwhile
+                for ks, r in zip(keyed, requests, strict=True)]
 
     def _cached(self, held: _Shard, ids: list[str], vectors: bool) -> dict[str, Hit]:
         """The converted points of ``ids`` (those that exist), from the cache or read by
