@@ -302,10 +302,20 @@ def main() -> None:
           "------:|-------:|-------:|-------:|")
     for line in levels:
         print(line)
+    print(f"\nserver process peak RSS: {peak_rss_mb():,.0f} MB (models, store, caches; the "
+          "load generator is a separate process)")
     if cli_s:
         print(f"\n`mmrag search` next to the server, wall s: "
               f"{', '.join(f'{x:.2f}' for x in cli_s)} (median {statistics.median(cli_s):.2f}; "
               "target <= 1.5)")
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM): the server runs in it."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _mkdir(path: Path) -> Path:
