@@ -57,9 +57,9 @@ class StoreSettings(_Section):
     # collections: on 1M structured vectors 128 gave recall@10 0.53, 256 gave 0.70.
     hnsw_ef: int = 128
     # edge backend: points kept converted in memory per open collection, so searches read
-    # their candidates from memory instead of the engine (rag/store/point_cache.py; about
-    # 5-20 KB a point with its vectors and OCR boxes). 0: off.
-    cache_points: int = 4096
+    # their candidates from memory instead of the engine (rag/store/point_cache.py):
+    # about 5 KB a text chunk, 20-30 KB a page with word boxes, so at most ~60 MB. 0: off.
+    cache_points: int = 2048
     # A Qdrant cluster (qdrant backend, server mode; applied when a collection is
     # created, so existing collections keep theirs). None: the server's defaults (one
     # shard, one copy). Shards spread a collection's points and its search work over

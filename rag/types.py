@@ -91,10 +91,11 @@ class PayloadBoxes(Sequence[OcrBox]):
     def _items(self) -> list[OcrBox]:
         if self._boxes is None:
             self._boxes = [OcrBox.from_payload(b) for b in self._raw]
+            self._raw = ()  # converted: the payload's copy is not needed again
         return self._boxes
 
     def __len__(self) -> int:
-        return len(self._raw)
+        return len(self._raw) if self._boxes is None else len(self._boxes)
 
     def __getitem__(self, index: Any) -> Any:
         return self._items()[index]

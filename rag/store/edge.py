@@ -184,7 +184,7 @@ class EdgeStore(StoreBase):
     """:class:`~rag.store.base.VectorStore` on Qdrant Edge, persisted under ``root``."""
 
     def __init__(self, root: Path, quantization: str = "none", oversampling: float = 2.0,
-                 hnsw_ef: int = 128, cache_points: int = 4096) -> None:
+                 hnsw_ef: int = 128, cache_points: int = 2048) -> None:
         # Cheap by design: nothing is created or opened until a collection is used.
         self.root = Path(root).expanduser()
         self.quantization = quantization
