@@ -346,7 +346,7 @@ class ApiSettings(_Section):
     # Admitted queries that run at once (the rest wait their turn, blocked, in arrival
     # order): their Python work shares the GIL. 0: auto, 8 per core; enough that while
     # some wait on the encoder or the store others have Python work to do (16 clients
-    # on 2 cores: 86 req/s with 4, 98 with 16; benchmarks/bench_api.py).
+    # on 2 cores: 142 searches/s with 4, 161 with 8, 212 with 16; bench_api.py).
     query_workers: int = 0
     # Where job state and spooled uploads live; empty: <data_dir>/jobs. Several API
     # replicas pointed at one shared folder (NFS, a shared volume) answer for each
