@@ -9,9 +9,18 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import uvicorn
+
+
+def status_kb(pid: int, field: str) -> int:
+    """A kB field of ``/proc/<pid>/status`` (VmRSS, VmHWM), 0 where it is absent."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
 
 
 def free_port() -> int:

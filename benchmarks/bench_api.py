@@ -39,7 +39,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import httpx  # noqa: E402
-from _server import running  # noqa: E402  (benchmarks/ is the script's folder)
+from _server import running, status_kb  # noqa: E402  (benchmarks/ is the script's folder)
 
 from api.app import create_app  # noqa: E402
 from cli.remote import ServerInfo, write_server_file  # noqa: E402
@@ -302,20 +302,13 @@ def main() -> None:
           "------:|-------:|-------:|-------:|")
     for line in levels:
         print(line)
-    print(f"\nserver process peak RSS: {peak_rss_mb():,.0f} MB (models, store, caches; the "
+    peak_mb = status_kb(os.getpid(), "VmHWM") / 1024  # the server runs in this process
+    print(f"\nserver process peak RSS: {peak_mb:,.0f} MB (models, store, caches; the "
           "load generator is a separate process)")
     if cli_s:
         print(f"\n`mmrag search` next to the server, wall s: "
               f"{', '.join(f'{x:.2f}' for x in cli_s)} (median {statistics.median(cli_s):.2f}; "
               "target <= 1.5)")
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM): the server runs in it."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _mkdir(path: Path) -> Path:

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import httpx
+from _server import status_kb  # benchmarks/ is the script's folder
 
 ROOT = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024
@@ -49,13 +50,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def status_kb(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
 
 
 def body(index: int, size: int, boundary: str) -> tuple[int, object]:

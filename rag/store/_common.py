@@ -280,9 +280,12 @@ def scored_hits(points: Iterable[Any], spec: CollectionSpec, with_vectors: bool)
     ]
 
 
-def plain_hits(records: Iterable[Any]) -> list[Hit]:
-    """Engine records (scroll pages, lookups by id) as hits: score 0, no vectors."""
-    return [hit_from_payload(str(r.id), 0.0, r.payload or {}) for r in records]
+def plain_hits(records: Iterable[Any], spec: CollectionSpec | None = None) -> list[Hit]:
+    """Engine records (scroll pages, lookups by id) as hits: score 0; with ``spec``, the
+    vectors they were read with, else none."""
+    return [hit_from_payload(str(r.id), 0.0, r.payload or {},
+                             from_engine_vectors(r.vector, spec) if spec else None)
+            for r in records]
 
 
 def paged_hits(fetch: Callable[[Any], tuple[Sequence[Any], Any]]) -> Iterator[Hit]:

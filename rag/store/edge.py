@@ -35,7 +35,7 @@ import numpy as np
 import qdrant_edge as qe
 
 from rag.errors import Conflict, MmragError
-from rag.payload import INDEXED_KEYS, hit_from_payload
+from rag.payload import INDEXED_KEYS
 from rag.store._common import (
     COLLECTION_NAME,
     RRF_K,
@@ -51,7 +51,6 @@ from rag.store._common import (
     clean_request,
     conflict,
     delete_conditions,
-    from_engine_vectors,
     not_found,
     paged_hits,
     plain_hits,
@@ -325,17 +324,12 @@ class EdgeStore(StoreBase):
     def _cached(self, held: _Shard, ids: list[str], vectors: bool) -> dict[str, Hit]:
         """The converted points of ``ids`` (those that exist), from the cache or read by
         id; the caller holds the shard's lock."""
-        cache = held.cache
-        missing = cache.missing(dict.fromkeys(ids), vectors)
-        out = cache.get(ids)
+        out, missing = held.cache.lookup(ids, vectors)
         if missing:
             records = held.shard.retrieve(list[Any](missing), with_payload=True,
                                           with_vector=vectors)
-            fresh = [compact(hit_from_payload(
-                str(r.id), 0.0, r.payload or {},
-                from_engine_vectors(r.vector, held.spec) if vectors else None))
-                for r in records]
-            cache.put(fresh, vectors)
+            fresh = [compact(h) for h in plain_hits(records, held.spec if vectors else None)]
+            held.cache.put(fresh, vectors)
             out.update((h.id, h) for h in fresh)
         return out
 

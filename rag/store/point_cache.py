@@ -43,24 +43,19 @@ class PointCache:
     def clear(self) -> None:
         self._hits.clear()
 
-    def missing(self, ids: Iterable[str], vectors: bool) -> list[str]:
-        """Of ``ids``, those not cached (or cached without vectors when ``vectors``)."""
-        out = []
+    def lookup(self, ids: Iterable[str], vectors: bool) -> tuple[dict[str, Hit], list[str]]:
+        """The cached ones of ``ids`` (marked as just used), and the ids to read: not
+        cached, or cached without vectors when ``vectors``; each id once."""
+        found: dict[str, Hit] = {}
+        missing: dict[str, None] = {}
         for i in ids:
             entry = self._hits.get(i)
             if entry is None or (vectors and not entry[1]):
-                out.append(i)
-        return out
-
-    def get(self, ids: Iterable[str]) -> dict[str, Hit]:
-        """The cached ones of ``ids``, marked as just used."""
-        out: dict[str, Hit] = {}
-        for i in ids:
-            entry = self._hits.get(i)
-            if entry is not None:
+                missing[i] = None
+            else:
                 self._hits.move_to_end(i)
-                out[i] = entry[0]
-        return out
+                found[i] = entry[0]
+        return found, list(missing)
 
     def put(self, hits: Iterable[Hit], vectors: bool) -> None:
         if self.limit == 0:
@@ -94,16 +89,17 @@ def scored(template: Hit, score: float, vectors: bool, leave_out: tuple[str, ...
     hit.vectors = dict(template.vectors) if vectors else {}
     hit.metadata = dict(template.metadata)
     for key in leave_out:
-        empty = _EMPTY.get(META_FIELD if key == META else key)
-        if empty is not None:
-            setattr(hit, empty[0], empty[1]())
+        name = _FIELD.get(key, key)
+        if name in _EMPTY:
+            setattr(hit, name, _EMPTY[name]())
     return hit
 
 
-META_FIELD = "metadata"
-# Hit field -> (field, its empty value's factory), for the payload keys it is read from.
-_EMPTY: dict[str, tuple[str, Any]] = {
-    f.name: (f.name, f.default_factory if f.default_factory is not MISSING
+# Payload keys stored under another name on a Hit.
+_FIELD = {META: "metadata"}
+# Hit field -> its empty value's factory, for the fields payload keys are read into.
+_EMPTY: dict[str, Any] = {
+    f.name: (f.default_factory if f.default_factory is not MISSING
              else (lambda d=f.default: d))
     for f in fields(Hit) if f.name not in ("id", "score", "vectors", "record")
     and (f.default is not MISSING or f.default_factory is not MISSING)
