@@ -120,13 +120,15 @@ def test_chat_page_card_shows_the_time_and_plays_from_it(av_server: Server,
         player.wait_for()
         src = player.evaluate("v => v.src")
         assert re.search(r"/v1/media/[0-9a-f]{64}-orig#t=\d", src), src
-        # Chromium asks for byte ranges; once it has the metadata it sits at the cited time.
+        # Chromium asks for byte ranges; once it has the metadata it seeks to the cited
+        # time (readyState >= 1 comes a moment before the seek, so wait for both).
         page.wait_for_function("() => { const v = document.querySelector('[data-testid=player]');"
-                               " return v.readyState >= 1 || v.error; }")
+                               " return v.error || (v.readyState >= 1 && !v.seeking"
+                               " && v.currentTime > 0); }")
         state = player.evaluate("v => ({t: v.currentTime, err: v.error && v.error.code})")
-        if state["err"] is None:
-            start = float(src.rsplit("#t=", 1)[1])
-            assert abs(state["t"] - start) < 1.0, state
+        assert state["err"] is None, state
+        start = float(src.rsplit("#t=", 1)[1])
+        assert start > 0 and abs(state["t"] - start) < 1.0, state
         assert any(r.startswith("bytes=") for r in ranges), ranges
         page.screenshot(path=str(tmp_path / "av-card.png"), full_page=True)
         browser.close()
