@@ -1,4 +1,4 @@
-"""Pure scoring helpers for reranking: similarities, score normalisation, MMR."""
+"""Pure scoring helpers for reranking: sparse dot products, score normalisation, MMR."""
 
 from __future__ import annotations
 
@@ -6,31 +6,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rag.types import SparseVector, Vector
-
-
-def similarity(a: Vector, b: Vector) -> float:
-    """Cosine for dense unit vectors; dot product for sparse ones."""
-    if isinstance(a, SparseVector) or isinstance(b, SparseVector):
-        if not (isinstance(a, SparseVector) and isinstance(b, SparseVector)):
-            return 0.0
-        weights = dict(zip(b.indices, b.values, strict=True))
-        return float(sum(v * weights.get(i, 0.0) for i, v in zip(a.indices, a.values, strict=True)))
-    va, vb = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
-    denom = float(np.linalg.norm(va) * np.linalg.norm(vb))
-    return float(va @ vb / denom) if denom > 0 else 0.0
-
-
-def dbsf_normalise(scores: Sequence[float | None]) -> list[float]:
-    """Distribution-based score normalisation (as Qdrant's DBSF): map mean ± 3σ to 0..1,
-    clip outside; missing scores (a candidate without that vector) become 0."""
-    raw = np.array([np.nan if s is None else s for s in scores], dtype=np.float64)
-    return [float(x) for x in dbsf_array(raw)]
+from rag.types import SparseVector
 
 
 def dbsf_array(raw: np.ndarray) -> np.ndarray:
-    """:func:`dbsf_normalise` over an array, NaN for a missing score (the reranker's form:
-    one numpy pass instead of a Python loop per candidate)."""
+    """Distribution-based score normalisation (as Qdrant's DBSF), one numpy pass: map
+    mean ± 3σ to 0..1, clip outside; a missing score (NaN: a candidate without that
+    vector) becomes 0."""
     out = np.zeros(raw.shape[0], dtype=np.float64)
     present = ~np.isnan(raw)
     if not present.any():

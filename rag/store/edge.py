@@ -400,10 +400,7 @@ class EdgeStore(StoreBase):
         if not ids:
             self._open(collection)
             return []
-        if self.cache_points <= 0:
-            with self._use(collection, "retrieve") as shard:
-                records = shard.retrieve(list(ids), with_payload=True, with_vector=False)
-            return plain_hits(records)
+        # Through the cache even when it is off (a 0-point cache keeps nothing): one path.
         wanted = list(dict.fromkeys(ids))
         with self._use_held(collection, "retrieve") as held:
             points = self._cached(held, wanted, False)
